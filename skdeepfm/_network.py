@@ -1,0 +1,222 @@
+"""The DeepFM network (Guo et al. 2017) as a PyTorch module.
+
+torch only: this module knows nothing of scikit-learn or of raw categories.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+#: Code that every field reserves for unknown categories; its rows start at
+#: zero so that an unknown category adds nothing to the linear and FM terms.
+UNKNOWN_INDEX = 0
+
+
+class GeneratorDropout(nn.Dropout):
+    """Dropout whose mask is drawn from a given ``torch.Generator``.
+
+    ``nn.Dropout`` draws from torch's global generator, so training with it
+    would change the caller's random state and could not be repeated from a
+    seed alone. Called without a generator it behaves as ``nn.Dropout``.
+    """
+
+    def forward(self, x, generator=None):
+        """Drop entries of ``x`` of any shape with probability ``p``."""
+        if not self.training or self.p == 0.0:
+            return x
+        if generator is None:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=generator)
+        return x * keep * (1.0 / (1.0 - self.p))
+
+
+class DeepFMNetwork(nn.Module):
+    """DeepFM: a factorization machine and a DNN over shared field embeddings.
+
+    Every field ``f`` has ``field_dims[f]`` codes. One embedding table holds
+    the vectors of all fields; the per-field ``offsets`` buffer shifts each
+    field's codes into its own rows. The output sums three parts, each of
+    shape ``(n_samples, n_outputs)``:
+
+    - the first-order term: a learned weight per code, summed over fields,
+      plus a bias;
+    - the FM term: the sum over pairs of fields of the dot products of their
+      embeddings, computed in O(n_fields) by the identity
+      ``0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2)`` summed over the embedding
+      dimension;
+    - the DNN term: ``Linear -> [BatchNorm] -> ReLU -> Dropout`` per hidden
+      layer over the concatenated embeddings, then a linear output layer.
+
+    With ``n_outputs > 1`` (one logit per class), the first-order weights and
+    the DNN output have one column per output, and the FM term keeps the
+    pairwise interaction vector ``0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2)``
+    of shape ``(n_samples, embedding_dim)`` and maps it to the outputs with a
+    learned linear layer (``fm_projection``). With ``n_outputs == 1`` that
+    layer is the fixed sum over dimensions of the original model.
+
+    Parameters
+    ----------
+    field_dims : sequence of int
+        Number of codes of each field, reserved codes included.
+    embedding_dim : int, default=10
+        Length of each embedding vector.
+    hidden_layer_sizes : sequence of int, default=(400, 400, 400)
+        Width of each hidden layer of the DNN; empty for no DNN.
+    dropout : float, default=0.2
+        Probability of zeroing a hidden unit during training.
+    batch_norm : bool, default=True
+        Whether to normalise each hidden layer's pre-activations.
+    n_outputs : int, default=1
+        Number of logits per sample.
+    init_std : float, default=0.01
+        Standard deviation of the normal initialisation of the embeddings.
+        Small on purpose: N(0, 1) vectors make the FM term, a sum of
+        ``n_fields * (n_fields - 1) / 2`` dot products, start huge.
+    generator : torch.Generator or None, default=None
+        Source of the initial weights (a CPU generator); None uses torch's
+        global generator.
+    device : str or torch.device, default="cpu"
+        Where the parameters live.
+
+    Attributes
+    ----------
+    embedding : torch.nn.Embedding
+        The shared embedding table, ``sum(field_dims)`` rows.
+    linear : torch.nn.Embedding
+        The first-order weights, ``sum(field_dims)`` rows of ``n_outputs``.
+    bias : torch.nn.Parameter of shape (n_outputs,)
+        The global bias.
+    offsets : torch.Tensor of shape (n_fields,)
+        Buffer: the first row of each field in the tables.
+    dnn : torch.nn.ModuleList
+        The hidden layers, in order.
+    dnn_output : torch.nn.Linear
+        The DNN's output layer.
+    fm_projection : torch.nn.Linear or None
+        Maps the FM interaction vector to the outputs when ``n_outputs > 1``.
+
+    References
+    ----------
+    Guo, H., Tang, R., Ye, Y., Li, Z. and He, X. (2017). DeepFM: a
+    factorization-machine based neural network for CTR prediction. IJCAI.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepfm import DeepFMNetwork
+    >>> net = DeepFMNetwork([10, 2, 5, 20, 3], embedding_dim=8, hidden_layer_sizes=(32, 16))
+    >>> x = torch.tensor([[2, 1, 3, 10, 1], [7, 0, 4, 3, 0]])
+    >>> net.eval()(x).shape
+    torch.Size([2, 1])
+    """
+
+    def __init__(
+        self,
+        field_dims,
+        embedding_dim=10,
+        hidden_layer_sizes=(400, 400, 400),
+        dropout=0.2,
+        batch_norm=True,
+        n_outputs=1,
+        *,
+        init_std=0.01,
+        generator=None,
+        device="cpu",
+    ):
+        super().__init__()
+        field_dims = [int(d) for d in field_dims]
+        if not field_dims or min(field_dims) < 1:
+            raise ValueError(f"field_dims must be a non-empty list of positive ints; got {field_dims}.")
+        self.field_dims = field_dims
+        self.embedding_dim = int(embedding_dim)
+        self.n_outputs = int(n_outputs)
+        self.init_std = float(init_std)
+        n_rows = sum(field_dims)
+        n_fields = len(field_dims)
+        # Built on the meta device, then initialised from `generator`: building
+        # on a real device would draw from (and change) torch's global RNG.
+        with torch.device("meta"):
+            self.embedding = nn.Embedding(n_rows, self.embedding_dim)
+            self.linear = nn.Embedding(n_rows, self.n_outputs)
+            self.bias = nn.Parameter(torch.empty(self.n_outputs))
+            self.dnn = nn.ModuleList()
+            width = n_fields * self.embedding_dim
+            for size in hidden_layer_sizes:
+                self.dnn.append(nn.Linear(width, int(size)))
+                if batch_norm:
+                    self.dnn.append(nn.BatchNorm1d(int(size)))
+                self.dnn.append(nn.ReLU())
+                self.dnn.append(GeneratorDropout(dropout))
+                width = int(size)
+            self.dnn_output = nn.Linear(width, self.n_outputs)
+            self.fm_projection = (
+                nn.Linear(self.embedding_dim, self.n_outputs, bias=False) if self.n_outputs > 1 else None
+            )
+        self.to_empty(device="cpu")
+        offsets = torch.tensor([0, *field_dims[:-1]], dtype=torch.int64).cumsum(0)
+        self.register_buffer("offsets", offsets)
+        self.reset_parameters(generator)
+        self.to(device)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator=None):
+        """Draw fresh initial weights from ``generator`` (a CPU generator).
+
+        Embeddings ~ N(0, ``init_std``), first-order weights and bias zero,
+        dense layers as PyTorch's default (Kaiming-uniform). The rows of the
+        reserved unknown code are zero.
+        """
+        nn.init.normal_(self.embedding.weight, 0.0, self.init_std, generator=generator)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.bias)
+        self.embedding.weight[self.offsets + UNKNOWN_INDEX] = 0.0
+        linears = [m for m in self.dnn if isinstance(m, nn.Linear)] + [self.dnn_output]
+        if self.fm_projection is not None:
+            linears.append(self.fm_projection)
+        for layer in linears:
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            if layer.bias is not None:
+                bound = 1.0 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        for module in self.dnn:
+            if isinstance(module, nn.BatchNorm1d):
+                module.reset_parameters()
+
+    def forward(self, x, generator=None):
+        """Logits of codes ``x``.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, n_fields), integer
+            Codes of each field, in ``[0, field_dims[f])``.
+        generator : torch.Generator or None, default=None
+            Source of the dropout masks in training mode, on the device of
+            ``x``; None uses torch's global generator.
+
+        Returns
+        -------
+        logits : torch.Tensor of shape (n_samples, n_outputs)
+        """
+        n_samples, n_fields = x.shape
+        rows = (x + self.offsets).reshape(-1)
+        # index_select's backward is a dense index_add, much cheaper on CPU
+        # than nn.Embedding's backward.
+        emb = self.embedding.weight.index_select(0, rows).view(n_samples, n_fields, -1)
+        first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1).sum(1)
+
+        # Sum over pairs i < j of <e_i, e_j>, per dimension:
+        # 0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2).
+        summed = emb.sum(1)
+        interactions = 0.5 * (summed * summed - (emb * emb).sum(1))
+        if self.fm_projection is None:
+            second_order = interactions.sum(1, keepdim=True)
+        else:
+            second_order = self.fm_projection(interactions)
+
+        hidden = emb.reshape(n_samples, -1)
+        for layer in self.dnn:
+            hidden = layer(hidden, generator) if isinstance(layer, GeneratorDropout) else layer(hidden)
+        return first_order + self.bias + second_order + self.dnn_output(hidden)

@@ -1,0 +1,238 @@
+"""The batched training loop and batched inference for a DeepFM network.
+
+Knows ``nn.Module`` and arrays, not scikit-learn: the estimator passes the
+encoded data, the settings and a validation scorer.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+#: Rows per forward pass at prediction time. Fixed, so that a row's score
+#: never depends on how a caller batches its rows.
+PREDICT_CHUNK_SIZE = 8192
+
+
+def resolve_device(device):
+    """The torch.device for ``device``: "cpu", "cuda", "cuda:N" or "auto".
+
+    Raises a ValueError naming ``device`` when CUDA is asked for but absent.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"The 'device' parameter must be 'cpu', 'cuda', 'cuda:N' or 'auto'. Got {device!r} instead.") from exc
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"The 'device' parameter must be 'cpu', 'cuda', 'cuda:N' or 'auto'. Got {device!r} instead.")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"The 'device' parameter is {device!r}, but CUDA is not available on this machine. Use device='cpu' or 'auto'.")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"The 'device' parameter is {device!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)."
+            )
+    return resolved
+
+
+def seeded_generator(seed, device="cpu"):
+    """A torch.Generator on ``device`` seeded with ``seed``; the global one is never used."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of one training run; see DeepFMClassifier for their meaning."""
+
+    batch_size: int
+    learning_rate: float
+    max_iter: int
+    alpha: float
+    n_iter_no_change: int
+    tol: float
+    shuffle: bool
+    verbose: int
+    seed: int
+
+
+@dataclass
+class TrainingHistory:
+    """What a training run records, one entry per epoch."""
+
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list = field(default_factory=list)
+    best_validation_score: float | None = None
+    best_loss: float = np.inf
+    n_iter: int = 0
+    converged: bool = False
+
+
+def batch_bounds(n_samples, batch_size):
+    """Start and stop of each batch; a last batch of one row joins the one before.
+
+    BatchNorm cannot train on a batch of one row.
+    """
+    starts = list(range(0, n_samples, batch_size))
+    if len(starts) > 1 and n_samples - starts[-1] == 1:
+        starts.pop()
+    stops = starts[1:] + [n_samples]
+    return list(zip(starts, stops))
+
+
+def _loss_function(n_outputs):
+    if n_outputs == 1:
+        return lambda logits, target: F.binary_cross_entropy_with_logits(logits.squeeze(1), target, reduction="none")
+    return lambda logits, target: F.cross_entropy(logits, target, reduction="none")
+
+
+def _optimizer(network, config):
+    # L2 on the dense weights through Adam's weight decay; the embedding
+    # tables are penalised in the loss on the rows each batch uses only, so
+    # a step never touches the rows it did not see.
+    tables = {id(network.embedding.weight), id(network.linear.weight)}
+    dense = [p for p in network.parameters() if id(p) not in tables]
+    return torch.optim.Adam(
+        [
+            {"params": [network.embedding.weight, network.linear.weight], "weight_decay": 0.0},
+            {"params": dense, "weight_decay": float(__import__("os").environ.get("SKDFM_WD", config.alpha))},
+        ],
+        lr=config.learning_rate,
+    )
+
+
+def _as_targets(y, n_outputs, device):
+    if n_outputs == 1:
+        return torch.as_tensor(np.asarray(y, dtype=np.float32), device=device)
+    return torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
+
+
+def train(network, X, y, sample_weight, config, *, device, validation=None, scorer=None):
+    """Train ``network`` in place with Adam on encoded data.
+
+    Parameters
+    ----------
+    network : DeepFMNetwork
+        The network to train; moved to ``device``, left in eval mode.
+    X : ndarray of shape (n_samples, n_fields), int
+        Codes of the training rows.
+    y : ndarray of shape (n_samples,)
+        Targets: 0/1 for one output, class indices for several.
+    sample_weight : ndarray of shape (n_samples,)
+        Non-negative weights, rescaled here to mean one.
+    config : TrainingConfig
+        The settings.
+    device : torch.device
+        Where to train.
+    validation : tuple (X_val, y_val, w_val) or None
+        Held-out rows for early stopping; None stops on the training loss.
+    scorer : callable (y_val, logits, w_val) -> float
+        Validation score, higher is better. Required with ``validation``.
+
+    Returns
+    -------
+    history : TrainingHistory
+    """
+    network.to(device)
+    n_samples = len(X)
+    X_t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.int64), device=device)
+    y_t = _as_targets(y, network.n_outputs, device)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    w_t = torch.as_tensor((w / w.mean()).astype(np.float32), device=device)
+    loss_fn = _loss_function(network.n_outputs)
+    optimizer = _optimizer(network, config)
+    shuffle_gen = seeded_generator(config.seed)
+    dropout_gen = seeded_generator(config.seed + 1, device)
+    bounds = batch_bounds(n_samples, config.batch_size)
+    history = TrainingHistory()
+    best_state = None
+    no_improvement = 0
+
+    for epoch in range(1, config.max_iter + 1):
+        started = time.perf_counter()
+        network.train()
+        if config.shuffle:
+            order = torch.randperm(n_samples, generator=shuffle_gen).to(device)
+            X_e, y_e, w_e = X_t[order], y_t[order], w_t[order]
+        else:
+            X_e, y_e, w_e = X_t, y_t, w_t
+        total = torch.zeros((), device=device)
+        progress = tqdm(bounds, desc=f"Epoch {epoch}", unit="batch", leave=False, disable=config.verbose < 1)
+        for start, stop in progress:
+            xb = X_e[start:stop]
+            logits = network(xb, dropout_gen)
+            loss = (loss_fn(logits, y_e[start:stop]) * w_e[start:stop]).mean()
+            objective = loss
+            if float(__import__("os").environ.get("SKDFM_EMB", config.alpha)) > 0:
+                rows = (xb + network.offsets).reshape(-1)
+                used = network.embedding.weight.index_select(0, rows)
+                objective = loss + 0.5 * float(__import__("os").environ.get("SKDFM_EMB", config.alpha)) * used.pow(2).sum() / len(xb)
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            total += loss.detach() * (stop - start)
+        epoch_loss = float(total) / n_samples
+        if not np.isfinite(epoch_loss):
+            raise ValueError(
+                f"Training diverged: the loss became {epoch_loss} at epoch {epoch}. "
+                "Try a smaller learning_rate_init."
+            )
+        history.loss_curve.append(epoch_loss)
+        history.n_iter = epoch
+        network.eval()
+
+        if validation is not None:
+            X_val, y_val, w_val = validation
+            score = float(scorer(y_val, predict_logits(network, X_val, device), w_val))
+            history.validation_scores.append(score)
+            improved = history.best_validation_score is None or score > history.best_validation_score + config.tol
+            if history.best_validation_score is None or score > history.best_validation_score:
+                history.best_validation_score = score
+                best_state = copy.deepcopy(network.state_dict())
+        else:
+            score = None
+            improved = epoch_loss < history.best_loss - config.tol
+            history.best_loss = min(history.best_loss, epoch_loss)
+        no_improvement = 0 if improved else no_improvement + 1
+
+        if config.verbose:
+            line = f"Epoch {epoch}/{config.max_iter}: loss {epoch_loss:.5f}"
+            if score is not None:
+                line += f", validation score {score:.5f}"
+            tqdm.write(f"{line}, {time.perf_counter() - started:.2f} s")
+        if no_improvement >= config.n_iter_no_change:
+            history.converged = True
+            break
+
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    return history
+
+
+def predict_logits(network, X, device):
+    """Logits of encoded rows ``X``, as a float32 ndarray of shape (n_samples, n_outputs).
+
+    Runs in fixed chunks of :data:`PREDICT_CHUNK_SIZE` rows under
+    ``torch.inference_mode``; ``network`` must be in eval mode and is not
+    changed, so concurrent calls are safe.
+    """
+    out = np.empty((len(X), network.n_outputs), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(X), PREDICT_CHUNK_SIZE):
+            chunk = torch.as_tensor(np.ascontiguousarray(X[start : start + PREDICT_CHUNK_SIZE], dtype=np.int64))
+            out[start : start + len(chunk)] = network(chunk.to(device)).float().cpu().numpy()
+    return out
+
+
+def network_device(network: nn.Module):
+    """The device of the network's parameters."""
+    return next(network.parameters()).device

@@ -1,0 +1,34 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+
+def make_interaction_data(n_samples=2000, seed=0):
+    """Clicks that depend on the interaction of two fields only (an XOR)."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "user": rng.choice([f"u{i}" for i in range(6)], n_samples),
+            "ad": rng.choice([f"a{i}" for i in range(4)], n_samples),
+            "noise": rng.integers(0, 3, n_samples),
+        }
+    )
+    user_group = X["user"].str[1:].astype(int) % 2
+    ad_group = X["ad"].str[1:].astype(int) % 2
+    y = np.where(user_group == ad_group, "click", "skip")
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def interaction_data():
+    return make_interaction_data()
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,279 @@
+import io
+import pickle
+import re
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skdeepfm import DeepFMClassifier, FieldEncoder
+from skdeepfm._classifier import auto_batch_size
+
+from .conftest import make_interaction_data
+
+SMALL = dict(embedding_dim=4, hidden_layer_sizes=(32,), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(interaction_data):
+    X, y = interaction_data
+    return DeepFMClassifier(**SMALL).fit(X, y)
+
+
+def test_learns_an_interaction_and_returns_the_labels(fitted, interaction_data):
+    X, y = interaction_data
+    np.testing.assert_array_equal(fitted.classes_, ["click", "skip"])
+    assert set(fitted.predict(X)) <= {"click", "skip"}
+    assert fitted.score(X, y) > 0.97
+    assert fitted.n_features_in_ == 3
+    np.testing.assert_array_equal(fitted.feature_names_in_, ["user", "ad", "noise"])
+    assert isinstance(fitted.encoder_, FieldEncoder)
+    np.testing.assert_array_equal(fitted.field_dims_, fitted.encoder_.field_dims_)
+    assert fitted.n_iter_ == len(fitted.loss_curve_)
+    assert fitted.validation_scores_ is None and fitted.best_validation_score_ is None
+
+
+def test_probabilities_logits_and_predictions_agree(fitted, interaction_data):
+    X, _ = interaction_data
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_allclose(np.exp(fitted.predict_log_proba(X)), proba, rtol=1e-10)
+    logit = fitted.decision_function(X)
+    assert logit.shape == (len(X),)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), proba[:, 1], rtol=1e-10)
+    np.testing.assert_array_equal(fitted.predict(X), fitted.classes_[(proba[:, 1] > 0.5).astype(int)])
+
+
+def test_multiclass_with_integer_labels():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.integers(0, 4, 1500), "b": rng.choice(list("xyz"), 1500)})
+    y = (X["a"] + X["b"].map({"x": 0, "y": 1, "z": 2})) % 3 * 10
+    clf = DeepFMClassifier(**SMALL).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, [0, 10, 20])
+    assert clf.predict_proba(X).shape == (1500, 3)
+    assert clf.decision_function(X).shape == (1500, 3)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)).sum(1), 1.0)
+    assert clf.score(X, y) > 0.95
+    assert clf.network_.n_outputs == 3
+
+
+def test_unseen_and_missing_categories_at_predict_do_not_raise(fitted):
+    X_new = pd.DataFrame({"user": ["u0", "brand-new", None], "ad": ["zzz", "a1", None], "noise": [0, 99, None]})
+    proba = fitted.predict_proba(X_new)
+    assert proba.shape == (3, 2)
+    assert np.isfinite(proba).all()
+
+
+def test_random_state_makes_fits_bit_identical_and_leaves_global_rngs_alone(interaction_data):
+    X, y = interaction_data
+    torch_state, np_state = torch.random.get_rng_state(), np.random.get_state()
+    a = DeepFMClassifier(**SMALL, max_iter=3).fit(X, y)
+    b = DeepFMClassifier(**SMALL, max_iter=3).fit(X, y)
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert np.array_equal(np_state[1], np.random.get_state()[1])
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(interaction_data):
+    X, y = interaction_data
+    clf = DeepFMClassifier(**SMALL, early_stopping=True, n_iter_no_change=2, max_iter=50).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert 0.5 < clf.best_validation_score_ <= 1.0  # a ROC AUC
+
+
+def test_auto_early_stopping_and_batch_size():
+    assert auto_batch_size(270) == 32
+    assert auto_batch_size(5000) == 500
+    assert auto_batch_size(1_000_000) == 1024
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.integers(0, 5, 10_001)})
+    y = X["a"] % 2
+    clf = DeepFMClassifier(**SMALL, max_iter=2).fit(X, y)
+    assert len(clf.validation_scores_) == 2
+
+
+def test_sample_weight_decides_between_contradicting_rows():
+    X = pd.DataFrame({"a": ["p", "q"] * 200})
+    y = np.array([1, 0, 0, 1] * 100)
+    w = np.tile([9.0, 9.0, 1.0, 1.0], 100)
+    clf = DeepFMClassifier(**SMALL).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(clf.predict(pd.DataFrame({"a": ["p", "q"]})), [1, 0])
+    clf_flipped = DeepFMClassifier(**SMALL).fit(X, y, sample_weight=10.0 - w)
+    np.testing.assert_array_equal(clf_flipped.predict(pd.DataFrame({"a": ["p", "q"]})), [0, 1])
+
+
+def test_pickle_and_joblib_round_trips_are_bit_identical(fitted, interaction_data):
+    X, _ = interaction_data
+    expected = fitted.predict_proba(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X), expected)
+    buffer = io.BytesIO()
+    joblib.dump(fitted, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).predict_proba(X), expected)
+
+
+def test_one_row_scores_the_same_alone_or_in_a_batch(fitted, interaction_data):
+    X, _ = interaction_data
+    full = fitted.predict_proba(X)
+    for i in [0, 17, len(X) - 1]:
+        np.testing.assert_allclose(fitted.predict_proba(X.iloc[[i]]), full[[i]], rtol=1e-6)
+
+
+def test_clone_and_params():
+    clf = DeepFMClassifier(embedding_dim=7, device="cpu")
+    assert clf.get_params()["embedding_dim"] == 7
+    copy = clone(clf).set_params(alpha=0.5)
+    assert copy.alpha == 0.5 and copy.embedding_dim == 7
+    with pytest.raises(NotFittedError):
+        copy.predict(pd.DataFrame({"a": [1]}))
+
+
+def test_pipeline_with_column_transformer_and_nested_params(interaction_data):
+    X, y = interaction_data
+    pipe = Pipeline(
+        [
+            ("select", ColumnTransformer([("keep", "passthrough", ["user", "ad"])], verbose_feature_names_out=False)),
+            ("model", DeepFMClassifier(**SMALL)),
+        ]
+    )
+    pipe.set_params(model__max_iter=20)
+    pipe.fit(X, y)
+    assert pipe.named_steps["model"].n_features_in_ == 2
+    assert pipe.score(X, y) > 0.95
+
+
+def test_grid_search_and_cross_validation(interaction_data):
+    X, y = interaction_data
+    grid = GridSearchCV(
+        DeepFMClassifier(**{**SMALL, "max_iter": 5}), {"embedding_dim": [2, 4]}, cv=2, n_jobs=2, scoring="roc_auc"
+    ).fit(X, y)
+    assert grid.best_params_["embedding_dim"] in (2, 4)
+    scores = cross_val_score(DeepFMClassifier(**SMALL), X, y, cv=3, scoring="roc_auc")
+    assert scores.min() > 0.95
+
+
+def test_calibrated_classifier(interaction_data):
+    X, y = interaction_data
+    calibrated = CalibratedClassifierCV(DeepFMClassifier(**{**SMALL, "max_iter": 10}), cv=2).fit(X, y)
+    assert calibrated.predict_proba(X).shape == (len(X), 2)
+
+
+def test_numpy_and_list_input():
+    X = np.array([["a", "x"], ["b", "y"], ["a", "y"], ["b", "x"]] * 30, dtype=object)
+    y = [0, 1, 1, 0] * 30
+    clf = DeepFMClassifier(**SMALL).fit(X, y)
+    assert not hasattr(clf, "feature_names_in_")
+    assert clf.score(X.tolist(), y) > 0.9
+
+
+def test_wrong_columns_at_predict_name_the_estimator(fitted, interaction_data):
+    X, _ = interaction_data
+    with pytest.raises(ValueError, match="X has 2 features, but DeepFMClassifier is expecting 3 features"):
+        fitted.predict(X.iloc[:, :2].to_numpy())
+    with pytest.raises(ValueError, match="feature names"):
+        fitted.predict(X.rename(columns={"ad": "advert"}))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"embedding_dim": 0}, "The 'embedding_dim' parameter of DeepFMClassifier must be an int in the range"),
+        ({"dropout": 1.0}, "The 'dropout' parameter"),
+        ({"batch_size": "big"}, "The 'batch_size' parameter"),
+        ({"early_stopping": "yes"}, "The 'early_stopping' parameter"),
+    ],
+)
+def test_invalid_parameters(params, message):
+    X, y = make_interaction_data(50)
+    with pytest.raises(InvalidParameterError, match=re.escape(message)):
+        DeepFMClassifier(**params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"hidden_layer_sizes": (10, 0)}, "'hidden_layer_sizes' parameter of DeepFMClassifier must be a sequence"),
+        ({"device": "tpu"}, "'device' parameter must be"),
+        ({"early_stopping": True, "validation_fraction": 0.01}, "early_stopping=True with validation_fraction"),
+    ],
+)
+def test_cross_parameter_rules_are_checked_in_fit(params, message):
+    X, y = make_interaction_data(50)
+    clf = DeepFMClassifier(**params)  # __init__ validates nothing
+    with pytest.raises(ValueError, match=re.escape(message)):
+        clf.fit(X, y)
+
+
+def test_bad_targets_and_weights():
+    X, y = make_interaction_data(50)
+    with pytest.raises(ValueError, match="at least 2 classes.*only one class: 'click'"):
+        DeepFMClassifier().fit(X, np.full(50, "click"))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples: X has 50 rows, y has 49"):
+        DeepFMClassifier().fit(X, y[:49])
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        DeepFMClassifier().fit(X, y, sample_weight=-np.ones(50))
+    with pytest.raises(ValueError, match="sample_weight must have a positive sum"):
+        DeepFMClassifier().fit(X, y, sample_weight=np.zeros(50))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        DeepFMClassifier().fit(X, np.linspace(0, 1, 50))
+
+
+def test_a_failed_fit_leaves_the_fitted_model_unchanged(fitted, interaction_data):
+    X, y = interaction_data
+    model = pickle.loads(pickle.dumps(fitted))
+    before = model.predict_proba(X)
+    attributes = dict(model.__dict__)
+    with pytest.raises(ValueError, match="only one class"):
+        model.fit(X.iloc[:, :2], np.full(len(X), "click"))
+    assert model.__dict__.keys() == attributes.keys()
+    assert model.n_features_in_ == 3
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
+def test_infinity_in_a_float_column_names_the_column():
+    X = pd.DataFrame({"price": [1.0, 2.0, np.inf, 1.0], "ad": ["a", "b", "a", "b"]})
+    with pytest.raises(ValueError, match="infinity in column 'price'"):
+        DeepFMClassifier().fit(X, [0, 1, 0, 1])
+
+
+def test_verbose_prints_one_line_per_epoch(capsys, interaction_data):
+    X, y = interaction_data
+    DeepFMClassifier(**{**SMALL, "max_iter": 3}, verbose=1).fit(X, y)
+    out = capsys.readouterr()
+    lines = [line for line in (out.out + out.err).splitlines() if re.search(r"Epoch \d+/3: loss [\d.]+, [\d.]+ s", line)]
+    assert len(lines) == 3
+
+
+def test_max_iter_reached_warns(interaction_data):
+    X, y = interaction_data
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        DeepFMClassifier(**{**SMALL, "max_iter": 1}).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        DeepFMClassifier(**{**SMALL, "max_iter": 200}).fit(X, y)
+
+
+@pytest.mark.gpu
+def test_cuda_fit_predicts_like_cpu_and_pickles_to_cpu(interaction_data):
+    X, y = interaction_data
+    gpu = DeepFMClassifier(**SMALL, device="cuda").fit(X, y)
+    assert gpu.network_.offsets.device.type == "cuda"
+    assert gpu.score(X, y) > 0.97
+    restored = pickle.loads(pickle.dumps(gpu))
+    assert restored.network_.offsets.device.type == "cpu"
+    assert gpu.network_.offsets.device.type == "cuda"
+    np.testing.assert_allclose(restored.predict_proba(X), gpu.predict_proba(X), atol=1e-5)

@@ -1,0 +1,23 @@
+"""scikit-learn's own estimator checks."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdeepfm import DeepFMClassifier, FieldEncoder
+
+EXPECTED_FAILED_CHECKS = {
+    "DeepFMClassifier": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Mini-batch training cannot make a weight of 2 equal to a repeated row: the repeated "
+            "row changes the batches, the number of optimiser steps and the dropout masks. "
+            "scikit-learn's own MLPClassifier and SGDClassifier list this check as failing too."
+        ),
+    },
+}
+
+
+@parametrize_with_checks(
+    [DeepFMClassifier(random_state=0), FieldEncoder()],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

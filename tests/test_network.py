@@ -1,0 +1,117 @@
+import itertools
+
+import pytest
+import torch
+
+from skdeepfm import DeepFMNetwork
+
+SEED_FIELD_DIMS = [10, 2, 5, 20, 3]  # age, gender, ad_category, advertiser_id, device_type
+SEED_BATCH = torch.tensor([[2, 1, 3, 10, 1], [7, 0, 4, 3, 0], [1, 1, 2, 14, 2], [5, 0, 0, 8, 1]])
+
+
+def make_net(**kwargs):
+    params = dict(embedding_dim=8, hidden_layer_sizes=(32, 16), generator=torch.Generator().manual_seed(0))
+    params.update(kwargs)
+    return DeepFMNetwork(SEED_FIELD_DIMS, **params)
+
+
+def explicit_fm(emb):
+    """Sum over field pairs i < j of <e_i, e_j>, the slow way."""
+    total = torch.zeros(emb.shape[0])
+    for i, j in itertools.combinations(range(emb.shape[1]), 2):
+        total += (emb[:, i] * emb[:, j]).sum(1)
+    return total
+
+
+def test_seed_example_shapes_and_logits():
+    net = make_net().eval()
+    out = net(SEED_BATCH)
+    assert out.shape == (4, 1)
+    assert torch.isfinite(out).all()
+    assert net.offsets.tolist() == [0, 10, 12, 17, 37]
+    assert net.embedding.weight.shape == (sum(SEED_FIELD_DIMS), 8)
+
+
+def test_fm_term_equals_the_explicit_sum_over_pairs():
+    net = make_net(hidden_layer_sizes=()).eval()
+    with torch.no_grad():
+        net.embedding.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+        net.linear.weight.zero_()
+        net.bias.zero_()
+        net.dnn_output.weight.zero_()
+        net.dnn_output.bias.zero_()
+        emb = net.embedding.weight[SEED_BATCH + net.offsets]
+        torch.testing.assert_close(net(SEED_BATCH)[:, 0], explicit_fm(emb))
+
+
+def test_output_is_the_sum_of_linear_fm_and_dnn_parts():
+    net = make_net(dropout=0.0).eval()
+    with torch.no_grad():
+        net.linear.weight.normal_(generator=torch.Generator().manual_seed(2))
+        net.bias.fill_(0.3)
+        rows = SEED_BATCH + net.offsets
+        emb = net.embedding.weight[rows]
+        linear = net.linear.weight[rows].sum(1)[:, 0] + 0.3
+        hidden = emb.reshape(4, -1)
+        for layer in net.dnn:
+            hidden = layer(hidden)
+        deep = net.dnn_output(hidden)[:, 0]
+        torch.testing.assert_close(net(SEED_BATCH)[:, 0], linear + explicit_fm(emb) + deep)
+
+
+def test_small_initialisation_keeps_initial_logits_small():
+    net = make_net().eval()
+    # N(0, 1) embeddings (the seed notebook's) give |FM| of order n_pairs * dim.
+    fm = explicit_fm(net.embedding.weight[SEED_BATCH + net.offsets])
+    assert fm.abs().max() < 0.01
+    assert net.linear.weight.abs().max() == 0
+
+
+def test_unknown_rows_start_at_zero():
+    net = make_net()
+    assert torch.all(net.embedding.weight[net.offsets] == 0)
+
+
+def test_multiclass_outputs_one_logit_per_class():
+    net = make_net(n_outputs=4).eval()
+    assert net(SEED_BATCH).shape == (4, 4)
+    assert net.fm_projection.weight.shape == (4, 8)
+
+
+def test_dnn_layers_are_linear_batchnorm_relu_dropout():
+    net = make_net(hidden_layer_sizes=(32,))
+    kinds = [type(m).__name__ for m in net.dnn]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "GeneratorDropout"]
+    kinds = [type(m).__name__ for m in make_net(hidden_layer_sizes=(32,), batch_norm=False).dnn]
+    assert kinds == ["Linear", "ReLU", "GeneratorDropout"]
+
+
+def test_construction_leaves_the_global_rng_untouched_and_is_seeded():
+    state = torch.random.get_rng_state()
+    a, b = make_net(), make_net()
+    assert torch.equal(state, torch.random.get_rng_state())
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_dropout_draws_from_the_given_generator():
+    net = make_net(dropout=0.5).train()
+    state = torch.random.get_rng_state()
+    out1 = net(SEED_BATCH, torch.Generator().manual_seed(5))
+    out2 = net(SEED_BATCH, torch.Generator().manual_seed(5))
+    assert torch.equal(state, torch.random.get_rng_state())
+    torch.testing.assert_close(out1, out2)
+
+
+def test_gradients_reach_every_part():
+    net = make_net().train()
+    net(SEED_BATCH, torch.Generator().manual_seed(0)).sum().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None, name
+
+
+def test_bad_field_dims_are_rejected():
+    with pytest.raises(ValueError, match="field_dims"):
+        DeepFMNetwork([])
+    with pytest.raises(ValueError, match="field_dims"):
+        DeepFMNetwork([3, 0])

@@ -1,0 +1,164 @@
+import numpy as np
+import pytest
+import torch
+
+from skdeepfm import DeepFMNetwork
+from skdeepfm._training import (
+    PREDICT_CHUNK_SIZE,
+    TrainingConfig,
+    batch_bounds,
+    predict_logits,
+    resolve_device,
+    train,
+)
+
+CPU = torch.device("cpu")
+
+
+def config(**overrides):
+    params = dict(
+        batch_size=64,
+        learning_rate=1e-2,
+        max_iter=15,
+        alpha=0.0,
+        n_iter_no_change=100,
+        tol=0.0,
+        shuffle=True,
+        verbose=0,
+        seed=0,
+    )
+    params.update(overrides)
+    return TrainingConfig(**params)
+
+
+def toy(n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 4, size=(n, 3))
+    y = ((X[:, 0] % 2) ^ (X[:, 1] % 2)).astype(np.int64)
+    return X, y
+
+
+def net(seed=0, **kwargs):
+    params = dict(embedding_dim=4, hidden_layer_sizes=(16,), generator=torch.Generator().manual_seed(seed))
+    params.update(kwargs)
+    return DeepFMNetwork([4, 4, 4], **params)
+
+
+def accuracy(network, X, y):
+    return float(((predict_logits(network, X, CPU)[:, 0] > 0) == y).mean())
+
+
+@pytest.mark.parametrize(
+    ("n", "size", "expected"),
+    [(10, 4, [(0, 4), (4, 8), (8, 10)]), (9, 4, [(0, 4), (4, 9)]), (1, 4, [(0, 1)]), (8, 4, [(0, 4), (4, 8)])],
+)
+def test_batch_bounds_never_leave_a_batch_of_one_row(n, size, expected):
+    assert batch_bounds(n, size) == expected
+
+
+def test_loss_falls_and_the_task_is_learned():
+    X, y = toy()
+    network = net()
+    history = train(network, X, y, np.ones(len(y)), config(), device=CPU)
+    assert history.loss_curve[-1] < 0.5 * history.loss_curve[0]
+    assert accuracy(network, X, y) > 0.95
+    assert not network.training
+
+
+def test_training_is_repeatable_and_leaves_the_global_rng_alone():
+    X, y = toy()
+    state = torch.random.get_rng_state()
+    a, b = net(), net()
+    ha = train(a, X, y, np.ones(len(y)), config(max_iter=3), device=CPU)
+    hb = train(b, X, y, np.ones(len(y)), config(max_iter=3), device=CPU)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert ha.loss_curve == hb.loss_curve
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)
+    c = net()
+    hc = train(c, X, y, np.ones(len(y)), config(max_iter=3, seed=1), device=CPU)
+    assert hc.loss_curve != ha.loss_curve
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    X, y = toy()
+    Xv, yv = toy(300, seed=1)
+    scores_seen = []
+
+    def scorer(y_val, logits, w_val):
+        score = float(((logits[:, 0] > 0) == y_val).mean()) - 0.01 * len(scores_seen)
+        scores_seen.append(score)
+        return score
+
+    network = net()
+    history = train(
+        network,
+        X,
+        y,
+        np.ones(len(y)),
+        config(n_iter_no_change=3, tol=0.0, max_iter=30),
+        device=CPU,
+        validation=(Xv, yv, np.ones(len(yv))),
+        scorer=scorer,
+    )
+    assert history.validation_scores == scores_seen
+    best_epoch = int(np.argmax(scores_seen))
+    assert history.best_validation_score == scores_seen[best_epoch]
+    # Stopped n_iter_no_change epochs after the best one...
+    assert history.n_iter == best_epoch + 1 + 3
+    assert history.converged
+    # ...and restored its weights: scoring again gives the best epoch's accuracy.
+    best_accuracy = scores_seen[best_epoch] + 0.01 * best_epoch
+    assert accuracy(network, Xv, yv) == pytest.approx(best_accuracy)
+
+
+def test_sample_weight_is_honoured():
+    # The same rows with both labels: the weights decide.
+    X = np.tile(np.array([[0, 1, 2], [1, 2, 3]]), (200, 1))
+    y = np.tile([1, 0, 0, 1], 100)
+    w = np.where(np.arange(400) % 4 < 2, 9.0, 1.0)  # rows 0, 1 of every 4 weigh 9
+    network = net()
+    train(network, X, y, w, config(max_iter=20), device=CPU)
+    np.testing.assert_array_equal(predict_logits(network, X[:2], CPU)[:, 0] > 0, [True, False])
+
+
+def test_divergence_names_learning_rate_init():
+    X, y = toy(200)
+    network = net()
+    with torch.no_grad():
+        network.bias.fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"diverged: the loss became nan at epoch 1\. Try a smaller learning_rate_init"):
+        train(network, X, y, np.ones(len(y)), config(), device=CPU)
+
+
+def test_multiclass_training():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, size=(900, 3))
+    y = (X[:, 0] + X[:, 1]) % 3
+    network = net(n_outputs=3)
+    train(network, X, y, np.ones(len(y)), config(max_iter=30), device=CPU)
+    logits = predict_logits(network, X, CPU)
+    assert logits.shape == (900, 3)
+    assert (logits.argmax(1) == y).mean() > 0.9
+
+
+def test_predictions_do_not_depend_on_batch_composition():
+    X, y = toy(PREDICT_CHUNK_SIZE + 50)
+    network = net()
+    train(network, X[:500], y[:500], np.ones(500), config(max_iter=2), device=CPU)
+    full = predict_logits(network, X, CPU)
+    for i in [0, 7, PREDICT_CHUNK_SIZE + 10]:
+        np.testing.assert_allclose(predict_logits(network, X[i : i + 1], CPU), full[i : i + 1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "meta"])
+def test_unknown_devices_are_rejected(device):
+    with pytest.raises(ValueError, match="'device' parameter"):
+        resolve_device(device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_cuda_without_cuda_names_the_device_parameter():
+    with pytest.raises(ValueError, match="'device' parameter is 'cuda', but CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")
