@@ -56,7 +56,9 @@ def evaluate(name, make_model, X_train, y_train, X_test, y_test, fit_kwargs=None
     model.fit(X_train, y_train, **(fit_kwargs or {}))
     fit_seconds = time.perf_counter() - started
     proba = model.predict_proba(X_test)[:, 1]
-    extra = f"{model.n_iter_} epochs" if hasattr(model, "n_iter_") and isinstance(model, DeepFMClassifier) else ""
+    extra = (
+        f"{model.n_iter_} epochs" if hasattr(model, "n_iter_") and isinstance(model, DeepFMClassifier) else ""
+    )
     return {
         "model": name,
         "auc": roc_auc_score(y_test, proba),
@@ -76,7 +78,9 @@ def _as_categories(X_train, y_train, X_test, y_test):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], help="skdeepfm parameter override, name=value")
@@ -94,8 +98,13 @@ def main():
         results.append(
             evaluate(
                 "one-hot LogisticRegression",
-                lambda: make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000)),
-                X_train, y_train, X_test, y_test,
+                lambda: make_pipeline(
+                    OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000)
+                ),
+                X_train,
+                y_train,
+                X_test,
+                y_test,
             )
         )
         print(results[-1], flush=True)
@@ -117,8 +126,11 @@ def main():
         results.append(
             evaluate(
                 f"skdeepfm DeepFMClassifier (seed {seed})",
-                lambda: DeepFMClassifier(random_state=seed, **overrides),
-                X_train, y_train, X_test, y_test,
+                lambda seed=seed: DeepFMClassifier(random_state=seed, **overrides),
+                X_train,
+                y_train,
+                X_test,
+                y_test,
             )
         )
         print(results[-1], flush=True)

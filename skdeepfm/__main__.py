@@ -44,7 +44,9 @@ def build_parser():
     )
     parser.add_argument("--max-iter", type=int, default=100, help="maximum number of epochs (default: 100)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    parser.add_argument("--random-state", type=int, default=0, help="seed of the split and the model (default: 0)")
+    parser.add_argument(
+        "--random-state", type=int, default=0, help="seed of the split and the model (default: 0)"
+    )
     parser.add_argument("--save", type=Path, help="pickle the fitted DeepFMClassifier to this path")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     parser.add_argument("--version", action="version", version=f"skdeepfm {__version__}")
@@ -60,7 +62,9 @@ def load_table(path, target):
     else:
         raise ValueError(f"--data must be a .csv or .parquet file; got {path.name!r}.")
     if target not in frame.columns:
-        raise ValueError(f"--target {target!r} is not a column of {path.name}; its columns are {list(frame.columns)}.")
+        raise ValueError(
+            f"--target {target!r} is not a column of {path.name}; its columns are {list(frame.columns)}."
+        )
     return frame.drop(columns=[target]), frame[target].to_numpy()
 
 
@@ -89,16 +93,17 @@ def main(argv=None):
     print(f"Data: {source}; {len(X_train)} training and {len(X_test)} test rows, {X.shape[1]} fields.")
 
     model = DeepFMClassifier(
-        max_iter=args.max_iter, device=args.device, random_state=args.random_state, verbose=0 if args.quiet else 1
+        max_iter=args.max_iter,
+        device=args.device,
+        random_state=args.random_state,
+        verbose=0 if args.quiet else 1,
     )
     started = time.perf_counter()
     model.fit(X_train, y_train)
     deepfm_seconds = time.perf_counter() - started
     positive = model.classes_[1]
 
-    baseline = make_pipeline(
-        OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000)
-    )
+    baseline = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000))
     started = time.perf_counter()
     baseline.fit(X_train.astype(str), y_train)
     baseline_seconds = time.perf_counter() - started

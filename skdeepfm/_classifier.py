@@ -46,9 +46,9 @@ def _validation_score(y, logits, sample_weight):
     if logits.shape[1] == 1 and len(np.unique(y)) == 2:
         return roc_auc_score(y, logits[:, 0], sample_weight=sample_weight)
     if logits.shape[1] == 1:
-        proba = expit(logits[:, 0].astype(np.float64))
+        proba = expit(logits[:, 0])
         return -log_loss(y, np.column_stack([1 - proba, proba]), sample_weight=sample_weight, labels=[0, 1])
-    proba = softmax(logits.astype(np.float64), axis=1)
+    proba = softmax(logits, axis=1)
     return -log_loss(y, proba, sample_weight=sample_weight, labels=np.arange(logits.shape[1]))
 
 
@@ -67,7 +67,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    embedding_dim : int, default=10
+    embedding_dim : int, default=16
         Length of each field's embedding vector.
     hidden_layer_sizes : tuple of int, default=(400, 400, 400)
         Width of each hidden layer of the DNN; ``()`` for an FM alone.
@@ -75,10 +75,12 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         Probability of zeroing a hidden unit during training.
     batch_norm : bool, default=True
         Whether to normalise each hidden layer's pre-activations (BatchNorm).
-    alpha : float, default=1e-5
-        L2 penalty: Adam's weight decay on the dense weights, and
-        ``alpha / 2`` times the squared norm of the embeddings a batch uses,
-        averaged over its rows.
+    alpha : float, default=1e-2
+        L2 penalty on the DNN's weights (Adam's weight decay).
+    embedding_alpha : float, default=1e-4
+        L2 penalty on the embedding and first-order tables (Adam's weight
+        decay on every row at every step, so that rarely seen categories
+        shrink towards zero).
     batch_size : int or "auto", default="auto"
         Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
     learning_rate_init : float, default=1e-3
@@ -164,9 +166,9 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     >>> y = ["click", "skip", "click", "skip"] * 25
     >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
     >>> clf.classes_
-    array(['click', 'skip'], dtype=object)
+    array(['click', 'skip'], dtype='<U5')
     >>> clf.predict(X.head(2))
-    array(['click', 'skip'], dtype=object)
+    array(['click', 'skip'], dtype='<U5')
     """
 
     _parameter_constraints: dict = {
@@ -175,6 +177,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "embedding_alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -191,11 +194,12 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        embedding_dim=10,
+        embedding_dim=16,
         hidden_layer_sizes=(400, 400, 400),
         dropout=0.2,
         batch_norm=True,
-        alpha=1e-5,
+        alpha=1e-2,
+        embedding_alpha=1e-4,
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=100,
@@ -213,6 +217,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.alpha = alpha
+        self.embedding_alpha = embedding_alpha
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter
@@ -262,18 +267,19 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         if len(y) != n_samples:
             raise ValueError(
-                f"Found input variables with inconsistent numbers of samples: X has {n_samples} rows, y has {len(y)}."
+                "Found input variables with inconsistent numbers of samples: "
+                f"X has {n_samples} rows, y has {len(y)}."
             )
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
                 f"DeepFMClassifier needs samples of at least 2 classes in the data, but the data "
-                f"contains only one class: {classes[0]!r}."
+                f"contains only one class: {classes.tolist()[0]!r}."
             )
-        sample_weight = _check_sample_weight(sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True)
-        if not sample_weight.sum() > 0:
-            raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        sample_weight = _check_sample_weight(
+            sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
+        )
 
         encoder = FieldEncoder()
         encoder.n_features_in_ = self.n_features_in_
@@ -299,10 +305,13 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         )
         n_train = len(train_idx)
         config = TrainingConfig(
-            batch_size=auto_batch_size(n_train) if self.batch_size == "auto" else min(self.batch_size, n_train),
+            batch_size=auto_batch_size(n_train)
+            if self.batch_size == "auto"
+            else min(self.batch_size, n_train),
             learning_rate=self.learning_rate_init,
             max_iter=self.max_iter,
             alpha=self.alpha,
+            embedding_alpha=self.embedding_alpha,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             shuffle=self.shuffle,
@@ -324,7 +333,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
                 f"DeepFMClassifier stopped at max_iter={self.max_iter} epochs before converging; "
                 "consider a larger max_iter.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
         self.classes_ = classes
@@ -338,7 +347,11 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _check_hidden_layer_sizes(self):
-        sizes = list(np.ravel(self.hidden_layer_sizes)) if np.ndim(self.hidden_layer_sizes) else [self.hidden_layer_sizes]
+        sizes = (
+            list(np.ravel(self.hidden_layer_sizes))
+            if np.ndim(self.hidden_layer_sizes)
+            else [self.hidden_layer_sizes]
+        )
         if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
             raise ValueError(
                 "The 'hidden_layer_sizes' parameter of DeepFMClassifier must be a sequence of positive ints. "
@@ -371,7 +384,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         columns = validate_fields(self, X, reset=False)
         codes = self.encoder_._transform_columns(columns)
-        return predict_logits(self.network_, codes, network_device(self.network_)).astype(np.float64)
+        return predict_logits(self.network_, codes, network_device(self.network_))
 
     def decision_function(self, X):
         """Logits of the rows of ``X``.

@@ -277,16 +277,14 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         codes = np.asarray(X)
         if codes.ndim != 2 or codes.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X must be a 2-D array of codes with {self.n_features_in_} columns; "
-                f"got shape {codes.shape}."
+                f"X must be a 2-D array of codes with {self.n_features_in_} columns; got shape {codes.shape}."
             )
         out = np.empty(codes.shape, dtype=object)
-        for j, (cats, dim) in enumerate(zip(self.categories_, self.field_dims_)):
+        for j, (cats, dim) in enumerate(zip(self.categories_, self.field_dims_, strict=True)):
             col = codes[:, j]
             if not np.issubdtype(col.dtype, np.integer) or col.min() < 0 or col.max() >= dim:
                 raise ValueError(
-                    f"Column {column_name(self, j)!r} of X must hold integer codes in "
-                    f"[0, {dim - 1}]."
+                    f"Column {column_name(self, j)!r} of X must hold integer codes in [0, {dim - 1}]."
                 )
             lookup = np.concatenate([np.array([None] * N_RESERVED, dtype=object), cats.astype(object)])
             out[:, j] = lookup[col]

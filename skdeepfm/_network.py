@@ -9,6 +9,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: Code that every field reserves for unknown categories; its rows start at
 #: zero so that an unknown category adds nothing to the linear and FM terms.
@@ -185,7 +186,7 @@ class DeepFMNetwork(nn.Module):
             if isinstance(module, nn.BatchNorm1d):
                 module.reset_parameters()
 
-    def forward(self, x, generator=None):
+    def forward(self, x, generator=None, *, dtype=None):
         """Logits of codes ``x``.
 
         Parameters
@@ -195,6 +196,11 @@ class DeepFMNetwork(nn.Module):
         generator : torch.Generator or None, default=None
             Source of the dropout masks in training mode, on the device of
             ``x``; None uses torch's global generator.
+        dtype : torch.dtype or None, default=None
+            Precision of the computation after the embedding lookup; None
+            for the parameters' own (float32). float64 makes a row's logits
+            independent of the other rows in the batch: float32 matrix
+            products round differently for different batch shapes.
 
         Returns
         -------
@@ -206,6 +212,9 @@ class DeepFMNetwork(nn.Module):
         # than nn.Embedding's backward.
         emb = self.embedding.weight.index_select(0, rows).view(n_samples, n_fields, -1)
         first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1).sum(1)
+        bias = self.bias
+        if dtype is not None:
+            emb, first_order, bias = emb.to(dtype), first_order.to(dtype), bias.to(dtype)
 
         # Sum over pairs i < j of <e_i, e_j>, per dimension:
         # 0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2).
@@ -214,9 +223,31 @@ class DeepFMNetwork(nn.Module):
         if self.fm_projection is None:
             second_order = interactions.sum(1, keepdim=True)
         else:
-            second_order = self.fm_projection(interactions)
+            second_order = _apply(self.fm_projection, interactions, generator)
 
         hidden = emb.reshape(n_samples, -1)
         for layer in self.dnn:
-            hidden = layer(hidden, generator) if isinstance(layer, GeneratorDropout) else layer(hidden)
-        return first_order + self.bias + second_order + self.dnn_output(hidden)
+            hidden = _apply(layer, hidden, generator)
+        return first_order + bias + second_order + _apply(self.dnn_output, hidden, generator)
+
+
+def _apply(layer, x, generator):
+    """Call ``layer`` on ``x``, in the dtype of ``x`` when its parameters differ."""
+    if isinstance(layer, GeneratorDropout):
+        return layer(x, generator)
+    if isinstance(layer, nn.Linear) and layer.weight.dtype != x.dtype:
+        bias = None if layer.bias is None else layer.bias.to(x.dtype)
+        return F.linear(x, layer.weight.to(x.dtype), bias)
+    if isinstance(layer, nn.BatchNorm1d) and layer.weight.dtype != x.dtype:
+        if layer.training:
+            raise ValueError("A dtype other than the parameters' is for inference (eval mode) only.")
+        return F.batch_norm(
+            x,
+            layer.running_mean.to(x.dtype),
+            layer.running_var.to(x.dtype),
+            layer.weight.to(x.dtype),
+            layer.bias.to(x.dtype),
+            training=False,
+            eps=layer.eps,
+        )
+    return layer(x)

@@ -31,15 +31,23 @@ def resolve_device(device):
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        raise ValueError(f"The 'device' parameter must be 'cpu', 'cuda', 'cuda:N' or 'auto'. Got {device!r} instead.") from exc
+        raise ValueError(
+            f"The 'device' parameter must be 'cpu', 'cuda', 'cuda:N' or 'auto'. Got {device!r} instead."
+        ) from exc
     if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"The 'device' parameter must be 'cpu', 'cuda', 'cuda:N' or 'auto'. Got {device!r} instead.")
+        raise ValueError(
+            f"The 'device' parameter must be 'cpu', 'cuda', 'cuda:N' or 'auto'. Got {device!r} instead."
+        )
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"The 'device' parameter is {device!r}, but CUDA is not available on this machine. Use device='cpu' or 'auto'.")
+            raise ValueError(
+                f"The 'device' parameter is {device!r}, but CUDA is not available on this machine. "
+                "Use device='cpu' or 'auto'."
+            )
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(
-                f"The 'device' parameter is {device!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)."
+                f"The 'device' parameter is {device!r}, but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
             )
     return resolved
 
@@ -57,6 +65,7 @@ class TrainingConfig:
     learning_rate: float
     max_iter: int
     alpha: float
+    embedding_alpha: float
     n_iter_no_change: int
     tol: float
     shuffle: bool
@@ -85,25 +94,28 @@ def batch_bounds(n_samples, batch_size):
     if len(starts) > 1 and n_samples - starts[-1] == 1:
         starts.pop()
     stops = starts[1:] + [n_samples]
-    return list(zip(starts, stops))
+    return list(zip(starts, stops, strict=True))
 
 
 def _loss_function(n_outputs):
     if n_outputs == 1:
-        return lambda logits, target: F.binary_cross_entropy_with_logits(logits.squeeze(1), target, reduction="none")
+        return lambda logits, target: F.binary_cross_entropy_with_logits(
+            logits.squeeze(1), target, reduction="none"
+        )
     return lambda logits, target: F.cross_entropy(logits, target, reduction="none")
 
 
 def _optimizer(network, config):
-    # L2 on the dense weights through Adam's weight decay; the embedding
-    # tables are penalised in the loss on the rows each batch uses only, so
-    # a step never touches the rows it did not see.
-    tables = {id(network.embedding.weight), id(network.linear.weight)}
-    dense = [p for p in network.parameters() if id(p) not in tables]
+    # L2 as Adam's (coupled) weight decay: `embedding_alpha` on the embedding
+    # and first-order tables, `alpha` on the dense layers. On the tables it
+    # acts on every row at every step, so rows seen rarely shrink towards
+    # zero: the regularisation that measured best on frappe.
+    tables = [network.embedding.weight, network.linear.weight]
+    dense = [p for p in network.parameters() if all(p is not t for t in tables)]
     return torch.optim.Adam(
         [
-            {"params": [network.embedding.weight, network.linear.weight], "weight_decay": 0.0},
-            {"params": dense, "weight_decay": float(__import__("os").environ.get("SKDFM_WD", config.alpha))},
+            {"params": tables, "weight_decay": config.embedding_alpha},
+            {"params": dense, "weight_decay": config.alpha},
         ],
         lr=config.learning_rate,
     )
@@ -167,16 +179,10 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
         total = torch.zeros((), device=device)
         progress = tqdm(bounds, desc=f"Epoch {epoch}", unit="batch", leave=False, disable=config.verbose < 1)
         for start, stop in progress:
-            xb = X_e[start:stop]
-            logits = network(xb, dropout_gen)
+            logits = network(X_e[start:stop], dropout_gen)
             loss = (loss_fn(logits, y_e[start:stop]) * w_e[start:stop]).mean()
-            objective = loss
-            if float(__import__("os").environ.get("SKDFM_EMB", config.alpha)) > 0:
-                rows = (xb + network.offsets).reshape(-1)
-                used = network.embedding.weight.index_select(0, rows)
-                objective = loss + 0.5 * float(__import__("os").environ.get("SKDFM_EMB", config.alpha)) * used.pow(2).sum() / len(xb)
             optimizer.zero_grad(set_to_none=True)
-            objective.backward()
+            loss.backward()
             optimizer.step()
             total += loss.detach() * (stop - start)
         epoch_loss = float(total) / n_samples
@@ -193,7 +199,9 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
             X_val, y_val, w_val = validation
             score = float(scorer(y_val, predict_logits(network, X_val, device), w_val))
             history.validation_scores.append(score)
-            improved = history.best_validation_score is None or score > history.best_validation_score + config.tol
+            improved = (
+                history.best_validation_score is None or score > history.best_validation_score + config.tol
+            )
             if history.best_validation_score is None or score > history.best_validation_score:
                 history.best_validation_score = score
                 best_state = copy.deepcopy(network.state_dict())
@@ -219,17 +227,19 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
 
 
 def predict_logits(network, X, device):
-    """Logits of encoded rows ``X``, as a float32 ndarray of shape (n_samples, n_outputs).
+    """Logits of encoded rows ``X``, a float64 ndarray of shape (n_samples, n_outputs).
 
-    Runs in fixed chunks of :data:`PREDICT_CHUNK_SIZE` rows under
-    ``torch.inference_mode``; ``network`` must be in eval mode and is not
-    changed, so concurrent calls are safe.
+    Runs in chunks of :data:`PREDICT_CHUNK_SIZE` rows under
+    ``torch.inference_mode``, in float64 after the embedding lookup, so that a
+    row's logits do not depend on the rows beside it. ``network`` must be in
+    eval mode and is not changed, so concurrent calls are safe.
     """
-    out = np.empty((len(X), network.n_outputs), dtype=np.float32)
+    out = np.empty((len(X), network.n_outputs), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(X), PREDICT_CHUNK_SIZE):
-            chunk = torch.as_tensor(np.ascontiguousarray(X[start : start + PREDICT_CHUNK_SIZE], dtype=np.int64))
-            out[start : start + len(chunk)] = network(chunk.to(device)).float().cpu().numpy()
+            chunk = np.ascontiguousarray(X[start : start + PREDICT_CHUNK_SIZE], dtype=np.int64)
+            logits = network(torch.as_tensor(chunk).to(device), dtype=torch.float64)
+            out[start : start + len(chunk)] = logits.cpu().numpy()
     return out
 
 

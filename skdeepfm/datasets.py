@@ -90,7 +90,9 @@ def make_ad_clicks(n_samples=10_000, *, n_advertisers=100, interaction_strength=
     main_effects = {name: model_rng.normal(0.0, 0.4, len(values)) for name, values in fields.items()}
     latent = {name: model_rng.normal(0.0, 1.0, (len(values), 4)) for name, values in fields.items()}
 
-    codes = {name: rng.choice(len(values), size=n_samples, p=frequencies[name]) for name, values in fields.items()}
+    codes = {
+        name: rng.choice(len(values), size=n_samples, p=frequencies[name]) for name, values in fields.items()
+    }
     logit = np.full(n_samples, -1.9)
     for name in fields:
         logit += main_effects[name][codes[name]]

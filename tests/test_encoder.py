@@ -26,7 +26,7 @@ def test_vocabulary_does_not_depend_on_row_order():
     X = pd.DataFrame({"a": rng.choice(["x", "y", "z", "w"], 200), "b": rng.integers(0, 50, 200)})
     shuffled = X.sample(frac=1.0, random_state=1)
     a, b = FieldEncoder().fit(X), FieldEncoder().fit(shuffled)
-    for left, right in zip(a.categories_, b.categories_):
+    for left, right in zip(a.categories_, b.categories_, strict=True):
         np.testing.assert_array_equal(left, right)
 
 

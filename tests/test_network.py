@@ -90,7 +90,7 @@ def test_construction_leaves_the_global_rng_untouched_and_is_seeded():
     state = torch.random.get_rng_state()
     a, b = make_net(), make_net()
     assert torch.equal(state, torch.random.get_rng_state())
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
@@ -115,3 +115,15 @@ def test_bad_field_dims_are_rejected():
         DeepFMNetwork([])
     with pytest.raises(ValueError, match="field_dims"):
         DeepFMNetwork([3, 0])
+
+
+def test_float64_inference_matches_float32_and_ignores_batch_shape():
+    net = make_net().eval()
+    with torch.no_grad():
+        single = torch.cat([net(SEED_BATCH[i : i + 1], dtype=torch.float64) for i in range(4)])
+        batch = net(SEED_BATCH, dtype=torch.float64)
+        assert batch.dtype == torch.float64
+        torch.testing.assert_close(single, batch, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(batch.float(), net(SEED_BATCH), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="inference"):
+        net.train()(SEED_BATCH, dtype=torch.float64)

@@ -21,6 +21,7 @@ def config(**overrides):
         learning_rate=1e-2,
         max_iter=15,
         alpha=0.0,
+        embedding_alpha=0.0,
         n_iter_no_change=100,
         tol=0.0,
         shuffle=True,
@@ -50,7 +51,12 @@ def accuracy(network, X, y):
 
 @pytest.mark.parametrize(
     ("n", "size", "expected"),
-    [(10, 4, [(0, 4), (4, 8), (8, 10)]), (9, 4, [(0, 4), (4, 9)]), (1, 4, [(0, 1)]), (8, 4, [(0, 4), (4, 8)])],
+    [
+        (10, 4, [(0, 4), (4, 8), (8, 10)]),
+        (9, 4, [(0, 4), (4, 9)]),
+        (1, 4, [(0, 1)]),
+        (8, 4, [(0, 4), (4, 8)]),
+    ],
 )
 def test_batch_bounds_never_leave_a_batch_of_one_row(n, size, expected):
     assert batch_bounds(n, size) == expected
@@ -73,7 +79,7 @@ def test_training_is_repeatable_and_leaves_the_global_rng_alone():
     hb = train(b, X, y, np.ones(len(y)), config(max_iter=3), device=CPU)
     assert torch.equal(state, torch.random.get_rng_state())
     assert ha.loss_curve == hb.loss_curve
-    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
     c = net()
     hc = train(c, X, y, np.ones(len(y)), config(max_iter=3, seed=1), device=CPU)
@@ -127,7 +133,9 @@ def test_divergence_names_learning_rate_init():
     network = net()
     with torch.no_grad():
         network.bias.fill_(float("nan"))
-    with pytest.raises(ValueError, match=r"diverged: the loss became nan at epoch 1\. Try a smaller learning_rate_init"):
+    with pytest.raises(
+        ValueError, match=r"diverged: the loss became nan at epoch 1\. Try a smaller learning_rate_init"
+    ):
         train(network, X, y, np.ones(len(y)), config(), device=CPU)
 
 
@@ -148,7 +156,9 @@ def test_predictions_do_not_depend_on_batch_composition():
     train(network, X[:500], y[:500], np.ones(500), config(max_iter=2), device=CPU)
     full = predict_logits(network, X, CPU)
     for i in [0, 7, PREDICT_CHUNK_SIZE + 10]:
-        np.testing.assert_allclose(predict_logits(network, X[i : i + 1], CPU), full[i : i + 1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            predict_logits(network, X[i : i + 1], CPU), full[i : i + 1], rtol=1e-5, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", "meta"])
