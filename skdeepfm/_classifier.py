@@ -459,7 +459,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(logits, axis=1)]
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: on Python >= 3.11 the parent returns the instance's own dict.
+        state = dict(super().__getstate__())
         network = state.get("network_")
         if network is not None and network_device(network).type != "cpu":
             # Pickle a CPU copy, so that a model trained on a GPU loads on

@@ -328,3 +328,10 @@ def test_device_auto_picks_cuda(interaction_data):
     X, y = interaction_data
     clf = DeepFMClassifier(**{**SMALL, "device": "auto", "max_iter": 2}).fit(X, y)
     assert clf.network_.offsets.device.type == "cuda"
+
+
+def test_pickling_does_not_change_the_live_model(fitted):
+    before = dict(fitted.__dict__)
+    pickle.dumps(fitted)
+    assert fitted.__dict__.keys() == before.keys()
+    assert all(fitted.__dict__[k] is v for k, v in before.items())
