@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 import warnings
 
 import numpy as np
 import sklearn
 import torch
+from _results import write_section
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 
@@ -75,25 +77,42 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--devices", nargs="+", default=["cpu"])
+    parser.add_argument("--write", metavar="SECTION", help="write the table to this section of RESULTS.md")
     args = parser.parse_args()
-    print(
+    machine = (
         f"skdeepfm {skdeepfm.__version__}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
         f"{platform.machine()}, {torch.get_num_threads()} torch threads"
-        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""),
-        flush=True,
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
     )
+    print(machine, flush=True)
+    lines = []
     X_train, y_train = make_ad_clicks(args.n_samples, random_state=0)
     X_test, y_test = make_ad_clicks(max(args.n_samples // 5, 1000), random_state=1)
-    print("| device | batch | fit s | train rows/s | test AUC | predict rows/s | one-row predict_proba ms |")
-    print("|---|---|---|---|---|---|---|")
+    for line in [
+        "| device | batch | fit s | train rows/s | test AUC | predict rows/s | one-row predict_proba ms |",
+        "|---|---|---|---|---|---|---|",
+    ]:
+        lines.append(line)
+        print(line)
     for device in args.devices:
         for batch_size in args.batch_sizes:
             r = run(device, X_train, y_train, X_test, y_test, args.epochs, batch_size)
-            print(
+            lines.append(
                 f"| {r['device']} | {r['batch']} | {r['fit_s']:.1f} | {r['train_rows_per_s']:,.0f} | "
-                f"{r['test_auc']:.4f} | {r['predict_rows_per_s']:,.0f} | {r['one_row_ms']:.2f} |",
-                flush=True,
+                f"{r['test_auc']:.4f} | {r['predict_rows_per_s']:,.0f} | {r['one_row_ms']:.2f} |"
             )
+            print(lines[-1], flush=True)
+    if args.write:
+        command = " ".join(["python benchmarks/bench_device.py", *sys.argv[1:]])
+        heading = [
+            f"## Device speed: {args.write}",
+            "",
+            f"`{command}` — make_ad_clicks, {args.n_samples:,} training rows, {args.epochs} epochs,",
+            "default network (embedding 16, DNN 400-400-400), fit time includes encoding.",
+            f"Machine: {machine}.",
+            "",
+        ]
+        write_section(f"device-{args.write}", "\n".join(heading + lines))
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     ----------
     embedding_dim : int, default=16
         Length of each field's embedding vector.
-    hidden_layer_sizes : tuple of int, default=(400, 400, 400)
-        Width of each hidden layer of the DNN; ``()`` for an FM alone.
+    hidden_layer_sizes : int or tuple of int, default=(400, 400, 400)
+        Width of each hidden layer of the DNN. ``()`` leaves the DNN part a
+        single linear layer over the concatenated embeddings.
     dropout : float, default=0.2
         Probability of zeroing a hidden unit during training.
     batch_norm : bool, default=True
@@ -173,7 +174,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
         "alpha": [Interval(Real, 0, None, closed="left")],

@@ -219,7 +219,6 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
             categories.append(uniques)
         self.categories_ = categories
         self.field_dims_ = np.array([len(c) + N_RESERVED for c in categories], dtype=np.int64)
-        self._lookups = [pd.Index(c) for c in categories]
         return codes
 
     def transform(self, X):
@@ -249,16 +248,23 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     def _transform_column(self, j, column):
         values = _plain_values(column)
         _check_finite(values, column_name(self, j))
-        lookup = self._lookups[j]
+        categories = self.categories_[j]
+        if categories.dtype.kind != values.dtype.kind:
+            categories, values = categories.astype(object), np.asarray(values, dtype=object)
+        # The categories go first: pd.factorize numbers values by first
+        # appearance, so category i gets code i and an unseen value a code of
+        # at least len(categories). One hash pass over the column, about twice
+        # as fast as pd.Index.get_indexer followed by pd.isna.
         try:
-            positions = lookup.get_indexer(values)
+            codes, _ = pd.factorize(np.concatenate([categories, values]), use_na_sentinel=True)
         except TypeError:
             keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
-            positions = lookup.get_indexer(keyed)
-        codes = np.where(positions < 0, UNKNOWN_INDEX, positions + N_RESERVED)
-        if values.dtype.kind in "fOmM":
-            codes[np.asarray(pd.isna(values), dtype=bool)] = MISSING_INDEX
-        return codes
+            codes, _ = pd.factorize(np.concatenate([categories.astype(object), keyed]), use_na_sentinel=True)
+        n_categories = len(categories)
+        codes = codes[n_categories:]
+        return np.where(
+            codes < 0, MISSING_INDEX, np.where(codes >= n_categories, UNKNOWN_INDEX, codes + N_RESERVED)
+        )
 
     def inverse_transform(self, X):
         """Map codes back to categories.

@@ -335,3 +335,11 @@ def test_pickling_does_not_change_the_live_model(fitted):
     pickle.dumps(fitted)
     assert fitted.__dict__.keys() == before.keys()
     assert all(fitted.__dict__[k] is v for k, v in before.items())
+
+
+@pytest.mark.parametrize("sizes", [8, (), [8, 4]])
+def test_hidden_layer_sizes_forms(sizes, interaction_data):
+    X, y = interaction_data
+    clf = DeepFMClassifier(**{**SMALL, "hidden_layer_sizes": sizes, "max_iter": 2}).fit(X, y)
+    widths = [m.out_features for m in clf.network_.dnn if isinstance(m, torch.nn.Linear)]
+    assert widths == list(np.atleast_1d(sizes))
