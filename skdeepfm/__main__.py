@@ -31,7 +31,7 @@ def build_parser():
     """The command-line parser; ``--help`` documents every option."""
     parser = argparse.ArgumentParser(
         prog="python -m skdeepfm",
-        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        description="Fit DeepFMClassifier and compare it with a one-hot logistic regression.",
         epilog="Example: python -m skdeepfm --data clicks.csv --target clicked --save model.pkl",
     )
     parser.add_argument("--data", type=Path, help="a .csv or .parquet table (default: generated ad clicks)")

@@ -289,9 +289,12 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         codes = encoder._fit_columns(columns)
 
         rng = check_random_state(self.random_state)
-        train_idx, validation = self._split_validation(n_samples, y_encoded, sample_weight, rng)
-        if validation is not None:
-            validation = (codes[validation], y_encoded[validation], sample_weight[validation])
+        train_idx, validation_idx = self._split_validation(n_samples, y_encoded, rng)
+        if validation_idx is None:
+            train_rows, validation = (codes, y_encoded, sample_weight), None
+        else:
+            train_rows = (codes[train_idx], y_encoded[train_idx], sample_weight[train_idx])
+            validation = (codes[validation_idx], y_encoded[validation_idx], sample_weight[validation_idx])
         n_outputs = 1 if len(classes) == 2 else len(classes)
         seed = int(rng.randint(np.iinfo(np.int32).max - 1))
         generator = seeded_generator(seed)
@@ -304,7 +307,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             n_outputs,
             generator=generator,
         )
-        n_train = len(train_idx)
+        n_train = len(train_rows[0])
         config = TrainingConfig(
             batch_size=auto_batch_size(n_train)
             if self.batch_size == "auto"
@@ -321,9 +324,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         )
         history = train(
             network,
-            codes[train_idx],
-            y_encoded[train_idx],
-            sample_weight[train_idx],
+            *train_rows,
             config,
             device=device,
             validation=validation,
@@ -360,13 +361,13 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             )
         return tuple(int(s) for s in sizes)
 
-    def _split_validation(self, n_samples, y, sample_weight, rng):
-        """Training indices and held-out indices (None without early stopping)."""
+    def _split_validation(self, n_samples, y, rng):
+        """Training and held-out row indices; (None, None) without early stopping."""
         use = self.early_stopping
         if use == "auto":
             use = n_samples > AUTO_EARLY_STOPPING_MIN_SAMPLES
         if not use:
-            return np.arange(n_samples), None
+            return None, None
         n_validation = int(np.ceil(self.validation_fraction * n_samples))
         if n_validation < 2 or n_samples - n_validation < 2:
             raise ValueError(
