@@ -1,12 +1,14 @@
 """skdeepfm: DeepFM for scikit-learn, on tables of categorical columns."""
 
 from ._classifier import DeepFMClassifier
-from ._encoder import MISSING_INDEX, UNKNOWN_INDEX, FieldEncoder
+from ._encoder import FieldEncoder
+from ._fields import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX
 from ._network import DeepFMNetwork
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "INFREQUENT_INDEX",
     "MISSING_INDEX",
     "UNKNOWN_INDEX",
     "DeepFMClassifier",

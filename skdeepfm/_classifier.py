@@ -17,7 +17,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from ._encoder import FieldEncoder, validate_fields
+from ._encoder import FieldEncoder
+from ._fields import validate_fields
 from ._network import DeepFMNetwork
 from ._training import (
     TrainingConfig,
@@ -27,6 +28,9 @@ from ._training import (
     seeded_generator,
     train,
 )
+
+#: Parameters passed on to the FieldEncoder, with the same meaning.
+_ENCODER_PARAMETERS = ("numeric_features", "multivalue_features", "min_frequency", "max_categories")
 
 #: Above this many rows, early_stopping="auto" holds out a validation set.
 AUTO_EARLY_STOPPING_MIN_SAMPLES = 10_000
@@ -55,13 +59,15 @@ def _validation_score(y, logits, sample_weight):
 class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     """DeepFM classifier for tables of categorical columns.
 
-    Each column of ``X`` is a *field* of raw categories (strings, integers,
-    booleans, pandas ``category``; missing values allowed). A
-    :class:`FieldEncoder` learns each field's vocabulary; a
-    :class:`DeepFMNetwork` -- a factorization machine and a DNN over shared
-    field embeddings -- is trained on the codes with Adam on mini-batches.
-    Categories unseen during ``fit`` are accepted at prediction time and map
-    to a reserved code that contributes nothing to the linear and FM terms.
+    Each column of ``X`` is a *field*: categorical (strings, integers,
+    booleans, pandas ``category``), numeric (floats) or multi-valued (lists
+    of categories); missing values are allowed. A :class:`FieldEncoder`
+    learns each field's vocabulary or scaling; a :class:`DeepFMNetwork` -- a
+    factorization machine and a DNN over shared field embeddings -- is
+    trained on the encoding with Adam on mini-batches. Categories unseen
+    during ``fit`` are accepted at prediction time and map to a reserved
+    code that contributes nothing to the linear and FM terms (or, in a field
+    with infrequent categories, to the trained infrequent code).
 
     Read more in the :ref:`User Guide <training>`.
 
@@ -110,6 +116,20 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         (loss, validation score, seconds).
     device : str, default="auto"
         "cpu", "cuda", "cuda:N", or "auto" (CUDA when available).
+    numeric_features : "auto", None, or array-like, default="auto"
+        Which fields are numeric (a learned vector scaled by the
+        standardised value). "auto": the floating-point columns. See
+        :class:`FieldEncoder`.
+    multivalue_features : "auto", None, or array-like, default="auto"
+        Which fields hold lists of categories (their vectors are averaged).
+        "auto": the object columns with list, tuple, set or array cells. See
+        :class:`FieldEncoder`.
+    min_frequency : int, float or None, default=None
+        Categories seen fewer times in ``fit`` share one "infrequent" code
+        (an int count or a fraction of the rows). See :class:`FieldEncoder`.
+    max_categories : int or None, default=None
+        At most this many codes per field for its categories, the infrequent
+        one counted. See :class:`FieldEncoder`.
 
     Attributes
     ----------
@@ -190,6 +210,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "device": [str],
+        **{name: FieldEncoder._parameter_constraints[name] for name in _ENCODER_PARAMETERS},
     }
 
     def __init__(
@@ -212,6 +233,10 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         device="auto",
+        numeric_features="auto",
+        multivalue_features="auto",
+        min_frequency=None,
+        max_categories=None,
     ):
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -230,6 +255,10 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.numeric_features = numeric_features
+        self.multivalue_features = multivalue_features
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -282,19 +311,28 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
         )
 
-        encoder = FieldEncoder()
+        encoder = FieldEncoder(
+            numeric_features=self.numeric_features,
+            multivalue_features=self.multivalue_features,
+            min_frequency=self.min_frequency,
+            max_categories=self.max_categories,
+        )
         encoder.n_features_in_ = self.n_features_in_
         if hasattr(self, "feature_names_in_"):
             encoder.feature_names_in_ = self.feature_names_in_
-        codes = encoder._fit_columns(columns)
+        encoded = encoder._fit_columns(columns)
 
         rng = check_random_state(self.random_state)
         train_idx, validation_idx = self._split_validation(n_samples, y_encoded, rng)
         if validation_idx is None:
-            train_rows, validation = (codes, y_encoded, sample_weight), None
+            train_rows, validation = (encoded, y_encoded, sample_weight), None
         else:
-            train_rows = (codes[train_idx], y_encoded[train_idx], sample_weight[train_idx])
-            validation = (codes[validation_idx], y_encoded[validation_idx], sample_weight[validation_idx])
+            train_rows = (encoded.take(train_idx), y_encoded[train_idx], sample_weight[train_idx])
+            validation = (
+                encoded.take(validation_idx),
+                y_encoded[validation_idx],
+                sample_weight[validation_idx],
+            )
         n_outputs = 1 if len(classes) == 2 else len(classes)
         seed = int(rng.randint(np.iinfo(np.int32).max - 1))
         generator = seeded_generator(seed)
@@ -385,8 +423,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     def _logits(self, X):
         check_is_fitted(self)
         columns = validate_fields(self, X, reset=False)
-        codes = self.encoder_._transform_columns(columns)
-        return predict_logits(self.network_, codes, network_device(self.network_))
+        encoded = self.encoder_._encode_columns(columns)
+        return predict_logits(self.network_, encoded, network_device(self.network_))
 
     def decision_function(self, X):
         """Logits of the rows of ``X``.

@@ -1,147 +1,140 @@
-"""Learned ordinal encoding of raw columns (fields) into integer codes.
+"""FieldEncoder: learned encoding of raw columns (fields) into codes and values.
 
 numpy and pandas only: this module never imports torch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from numbers import Integral
+
 import numpy as np
-import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import (
-    _check_feature_names_in,
-    check_is_fitted,
-    validate_data,
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from ._fields import (
+    CATEGORICAL,
+    MISSING_INDEX,
+    MULTIVALUE,
+    NUMERIC,
+    CategoricalField,
+    MultiValueField,
+    NumericField,
+    _check_finite,
+    column_name,
+    field_kinds,
+    plain_values,
+    validate_fields,
 )
 
-# Every field reserves its first codes; learned categories start after them.
-#: Code of a category never seen during ``fit``.
-UNKNOWN_INDEX = 0
-#: Code of a missing value (None, NaN, pd.NA, NaT).
-MISSING_INDEX = 1
-#: Number of reserved codes at the start of each field.
-N_RESERVED = 2
 
+@dataclass
+class EncodedFields:
+    """Encoded rows, as the network consumes them.
 
-def column_name(estimator, j):
-    """Name of column ``j`` for messages: its feature name, else ``x{j}``."""
-    names = getattr(estimator, "feature_names_in_", None)
-    return str(names[j]) if names is not None else f"x{j}"
-
-
-def validate_fields(estimator, X, *, reset):
-    """Validate ``X`` for ``estimator`` and split it into its columns.
-
-    DataFrames keep one pandas Series per column, so that their dtypes
-    (category, str, bool, ...) survive; anything else goes through
-    scikit-learn's ``check_array`` without dtype conversion. Feature counts and
-    names are set (``reset=True``) or checked (``reset=False``) on
-    ``estimator``, so that errors name it.
-
-    Returns
-    -------
-    columns : list of pandas.Series or numpy.ndarray
-        One 1-D array per field, each of length ``n_samples``.
+    Attributes
+    ----------
+    codes : ndarray of shape (n_samples, n_fields), int64
+        The code of each cell (0 for multi-valued fields, whose codes are in
+        ``bags``).
+    values : ndarray of shape (n_samples, n_fields), float32, or None
+        The multiplier of each cell's vector: the scaled value of a numeric
+        field, 1 elsewhere. None when no field is numeric.
+    bags : dict of int to (ndarray, ndarray)
+        For each multi-valued field: the codes of all elements, row after
+        row, and the number of elements of each row.
     """
-    if isinstance(X, pd.DataFrame):
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
-        n_samples, n_fields = X.shape
-        if n_samples == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
-                f"of 1 is required by {type(estimator).__name__}."
-            )
-        if n_fields == 0:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
-                f"of 1 is required by {type(estimator).__name__}."
-            )
-        return [X.iloc[:, j] for j in range(n_fields)]
-    X = validate_data(
-        estimator,
-        X,
-        reset=reset,
-        dtype=None,
-        ensure_all_finite=False,
-        accept_sparse=False,
-    )
-    return [X[:, j] for j in range(X.shape[1])]
 
+    codes: np.ndarray
+    values: np.ndarray | None = None
+    bags: dict = field(default_factory=dict)
 
-def _hashable(value):
-    """Key for a cell that cannot be hashed (a dict, a list): its repr.
+    def __len__(self):
+        return len(self.codes)
 
-    The key is a tuple, so it never collides with a string category.
-    """
-    try:
-        hash(value)
-    except TypeError:
-        return ("<unhashable>", repr(value))
-    return value
-
-
-def _plain_values(column):
-    """1-D values of ``column`` that ``pd.factorize`` and ``pd.Index`` accept."""
-    values = column.to_numpy() if isinstance(column, pd.Series) else column
-    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind == "O":
-        values = np.asarray(values, dtype=object)
-    return values
-
-
-def _check_finite(values, name):
-    """Reject +/-inf: a float column may hold NaN (missing), never infinity."""
-    if values.dtype.kind == "f" and np.isinf(values).any():
-        raise ValueError(
-            f"Input X contains infinity in column {name!r}; only finite values "
-            "and NaN (a missing value) are allowed."
-        )
-
-
-def _factorize(values):
-    """Codes and sorted unique values of the non-missing cells of ``values``.
-
-    Missing cells get code -1. The order of the uniques is deterministic:
-    sorted by value (pandas orders mixed types safely), never by hash or
-    appearance.
-    """
-    try:
-        codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-    except TypeError:
-        # Unhashable cells (dicts, lists): identify them by their repr.
-        keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
-        codes, uniques = pd.factorize(keyed, sort=True, use_na_sentinel=True)
-    # use_na_sentinel maps every missing kind (None, NaN, NaT, pd.NA) to -1.
-    return codes, np.asarray(uniques, dtype=object if uniques.dtype.kind == "O" else None)
+    def take(self, rows):
+        """The encoded rows at integer positions ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.intp)
+        bags = {}
+        for j, (elements, lengths) in self.bags.items():
+            starts = np.cumsum(lengths) - lengths
+            taken = lengths[rows]
+            new_starts = np.cumsum(taken) - taken
+            positions = np.repeat(starts[rows] - new_starts, taken) + np.arange(taken.sum())
+            bags[j] = (elements[positions], taken)
+        values = None if self.values is None else self.values[rows]
+        return EncodedFields(self.codes[rows], values, bags)
 
 
 class FieldEncoder(TransformerMixin, BaseEstimator):
-    """Encode each column (field) of raw categories as integer codes.
+    """Encode each column (field) of raw data into codes and values.
 
-    Each input column is a *field*. ``fit`` learns the vocabulary of every
-    field from its raw values: strings (object, ``str`` and ``string``
-    dtypes), integers, booleans, floats, pandas ``category`` columns, or a mix
-    of these. ``transform`` maps each cell to an integer code, independently
-    per field:
+    Each input column is a *field* of one of three kinds:
+
+    - **categorical**: strings (object, ``str`` and ``string`` dtypes),
+      integers, booleans, pandas ``category``, or a mix. Each cell gets the
+      code of its category in a learned, sorted vocabulary.
+    - **numeric**: each cell gets the field's one code and its value,
+      centred on the median, divided by the IQR / 1.349 (or the standard
+      deviation when the IQR is zero, or 1 for a constant column) and
+      clipped to [-5, 5]; DeepFM scales the field's vector by it.
+    - **multi-valued**: cells hold lists, tuples, sets or 1-D arrays of
+      categories (``["sports", "music"]``); each element gets a code from a
+      vocabulary learned over all elements, and the network pools their
+      vectors (mean). An empty list has no element; a scalar cell is a
+      one-element list.
+
+    Every field reserves its first codes:
 
     - ``0`` (:data:`UNKNOWN_INDEX`): a category never seen during ``fit``;
       unknown categories never raise;
     - ``1`` (:data:`MISSING_INDEX`): a missing value (None, NaN, ``pd.NA``,
       ``NaT``), all kinds sharing one code;
-    - ``2 + i``: the ``i``-th category of ``categories_[field]``.
-
-    Categories are sorted by value, so the vocabulary does not depend on the
-    order of the rows or on hash seeds. Cells that cannot be hashed (dicts,
-    lists) are identified by their ``repr``.
+    - ``2`` (:data:`INFREQUENT_INDEX`): the categories set aside by
+      ``min_frequency`` and ``max_categories``. In a field that has such
+      categories, unseen categories share this (trained) code instead of the
+      unknown one, as ``OneHotEncoder(handle_unknown="infrequent_if_exist")``
+      does; the encoder stores the kept categories only, so its size stays
+      bounded however many distinct values a field has;
+    - ``3 + i``: the ``i``-th category of ``categories_[field]``; for a
+      numeric field, ``3`` is its one code.
 
     Read more in the :ref:`User Guide <fields>`.
+
+    Parameters
+    ----------
+    numeric_features : "auto", None, or array-like, default="auto"
+        Which fields are numeric. "auto": the floating-point columns. None:
+        none. Otherwise column names, column indices, or a boolean mask.
+    multivalue_features : "auto", None, or array-like, default="auto"
+        Which fields are multi-valued. "auto": the object columns in which a
+        cell is a list, tuple, set or 1-D array. None: none (list cells are
+        then categories, compared by their ``repr``). Otherwise column
+        names, column indices, or a boolean mask.
+    min_frequency : int, float or None, default=None
+        Categories (or elements) seen fewer times than this in ``fit`` are
+        infrequent: an int is a count, a float in (0, 1) a fraction of the
+        rows. None: no minimum.
+    max_categories : int or None, default=None
+        Keep at most this many codes for the categories of a field, the
+        infrequent code counted: the most frequent categories are kept.
+        None: no maximum.
 
     Attributes
     ----------
     categories_ : list of ndarray
-        The learned categories of each field, sorted, without missing values.
+        The kept categories of each field, sorted; empty for numeric fields.
+    field_kinds_ : ndarray of str of shape (n_features_in_,)
+        "categorical", "numeric" or "multivalue" for each field.
     field_dims_ : ndarray of shape (n_features_in_,)
-        Number of codes of each field, reserved codes included:
-        ``len(categories_[j]) + 2``.
+        Number of codes of each field, reserved codes included.
+    n_infrequent_categories_ : ndarray of shape (n_features_in_,)
+        Number of categories of each field grouped as infrequent.
+    numeric_center_ : ndarray of shape (n_features_in_,)
+        The median of each numeric field; NaN for other fields.
+    numeric_scale_ : ndarray of shape (n_features_in_,)
+        The scale of each numeric field; NaN for other fields.
     n_features_in_ : int
         Number of fields seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -152,7 +145,15 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     --------
     sklearn.preprocessing.OrdinalEncoder : Raises on, or sets aside, unknown
         categories; this encoder reserves a code for them in every field.
-    DeepFMClassifier : Trains a DeepFM network on the codes of this encoder.
+    DeepFMClassifier : Trains a DeepFM network on the output of this encoder.
+
+    Notes
+    -----
+    ``transform`` returns int64 codes when every field is categorical. With
+    a numeric field it returns float64: codes for the categorical fields,
+    scaled values (NaN when missing) for the numeric ones. With a
+    multi-valued field it returns an object array whose multi-valued cells
+    are int64 arrays of element codes.
 
     Examples
     --------
@@ -161,19 +162,39 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     >>> X = pd.DataFrame({"device": ["phone", "tablet", None], "age": [25, 31, 25]})
     >>> enc = FieldEncoder().fit(X)
     >>> enc.field_dims_
-    array([4, 4])
+    array([5, 5])
     >>> enc.transform(pd.DataFrame({"device": ["tablet", "tv"], "age": [31, 99]}))
-    array([[3, 3],
+    array([[4, 4],
            [0, 0]])
     """
 
+    _parameter_constraints: dict = {
+        "numeric_features": [StrOptions({"auto"}), "array-like", None],
+        "multivalue_features": [StrOptions({"auto"}), "array-like", None],
+        "min_frequency": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            None,
+        ],
+        "max_categories": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self, *, numeric_features="auto", multivalue_features="auto", min_frequency=None, max_categories=None
+    ):
+        self.numeric_features = numeric_features
+        self.multivalue_features = multivalue_features
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Learn the vocabulary of every field.
+        """Learn the kind, vocabulary or scaling of every field.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
-            Raw categories; each column is a field.
+            Raw data; each column is a field.
         y : None
             Ignored.
 
@@ -182,119 +203,160 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         self : FieldEncoder
             The fitted encoder.
         """
-        self._fit(X)
+        self._fit_columns(validate_fields(self, X, reset=True))
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
-        """Learn the vocabularies and return the codes of ``X``.
+        """Learn the fields and return the encoding of ``X``.
 
         Equivalent to ``fit(X).transform(X)``, with one pass over the data.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
-            Raw categories; each column is a field.
+            Raw data; each column is a field.
         y : None
             Ignored.
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_features), dtype int64
-            The code of every cell.
+        X_encoded : ndarray of shape (n_samples, n_features)
+            See Notes for its dtype.
         """
-        return self._fit(X)
-
-    def _fit(self, X):
-        return self._fit_columns(validate_fields(self, X, reset=True))
+        return self._to_array(self._fit_columns(validate_fields(self, X, reset=True)))
 
     def _fit_columns(self, columns):
-        """Learn the vocabularies of validated columns; return their codes."""
-        codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
-        categories = []
-        for j, column in enumerate(columns):
-            values = _plain_values(column)
-            _check_finite(values, column_name(self, j))
-            field_codes, uniques = _factorize(values)
-            codes[:, j] = np.where(field_codes < 0, MISSING_INDEX, field_codes + N_RESERVED)
-            categories.append(uniques)
-        self.categories_ = categories
-        self.field_dims_ = np.array([len(c) + N_RESERVED for c in categories], dtype=np.int64)
-        return codes
+        """Learn the fields from validated columns; return their encoding."""
+        names = getattr(self, "feature_names_in_", None)
+        kinds = field_kinds(columns, names, self.numeric_features, self.multivalue_features)
+        n_samples = len(columns[0])
+        fields = []
+        for j, kind in enumerate(kinds):
+            if kind == NUMERIC:
+                fields.append(NumericField(column_name(self, j)))
+            elif kind == MULTIVALUE:
+                fields.append(MultiValueField(self.min_frequency, self.max_categories))
+            else:
+                fields.append(CategoricalField(self.min_frequency, self.max_categories))
+        encoded = self._run(fields, columns, lambda f, values: f.fit_encode(values, n_samples))
+        self._fields = fields
+        self.field_kinds_ = np.array(kinds, dtype=object)
+        self.categories_ = [f.categories for f in fields]
+        self.field_dims_ = np.array([f.dim for f in fields], dtype=np.int64)
+        self.n_infrequent_categories_ = np.array([f.n_infrequent for f in fields], dtype=np.int64)
+        self.numeric_center_ = np.array([getattr(f, "center", np.nan) for f in fields], dtype=np.float64)
+        self.numeric_scale_ = np.array([getattr(f, "scale", np.nan) for f in fields], dtype=np.float64)
+        return encoded
+
+    def _encode_columns(self, columns):
+        """Encoding of validated columns by the fitted fields."""
+        return self._run(self._fields, columns, lambda f, values: f.encode(values))
+
+    def _run(self, fields, columns, encode):
+        n_samples = len(columns[0])
+        codes = np.zeros((n_samples, len(fields)), dtype=np.int64)
+        values = None
+        bags = {}
+        for j, (spec, column) in enumerate(zip(fields, columns, strict=True)):
+            raw = plain_values(column)
+            if spec.kind != MULTIVALUE:
+                _check_finite(raw, column_name(self, j))
+            result = encode(spec, raw)
+            if spec.kind == CATEGORICAL:
+                codes[:, j] = result
+            elif spec.kind == NUMERIC:
+                if values is None:
+                    values = np.ones((n_samples, len(fields)), dtype=np.float32)
+                codes[:, j], values[:, j] = result
+            else:
+                bags[j] = result
+        return EncodedFields(codes, values, bags)
 
     def transform(self, X):
-        """Map every cell of ``X`` to its code.
+        """Encode every cell of ``X``.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
-            Raw categories, with the columns seen during ``fit``.
+            Raw data, with the columns seen during ``fit``.
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_features), dtype int64
-            The code of every cell: :data:`UNKNOWN_INDEX` for categories not
-            seen in ``fit``, :data:`MISSING_INDEX` for missing values.
+        X_encoded : ndarray of shape (n_samples, n_features)
+            Codes (:data:`UNKNOWN_INDEX` for categories not seen in ``fit``,
+            :data:`MISSING_INDEX` for missing values), scaled numeric values
+            and arrays of element codes; see Notes for the dtype.
         """
         check_is_fitted(self)
-        return self._transform_columns(validate_fields(self, X, reset=False))
+        return self._to_array(self._encode_columns(validate_fields(self, X, reset=False)))
 
-    def _transform_columns(self, columns):
-        """Codes of validated columns."""
-        codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
-        for j, column in enumerate(columns):
-            codes[:, j] = self._transform_column(j, column)
-        return codes
-
-    def _transform_column(self, j, column):
-        values = _plain_values(column)
-        _check_finite(values, column_name(self, j))
-        categories = self.categories_[j]
-        if categories.dtype.kind != values.dtype.kind:
-            categories, values = categories.astype(object), np.asarray(values, dtype=object)
-        # The categories go first: pd.factorize numbers values by first
-        # appearance, so category i gets code i and an unseen value a code of
-        # at least len(categories). One hash pass over the column, about twice
-        # as fast as pd.Index.get_indexer followed by pd.isna.
-        try:
-            codes, _ = pd.factorize(np.concatenate([categories, values]), use_na_sentinel=True)
-        except TypeError:
-            keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
-            codes, _ = pd.factorize(np.concatenate([categories.astype(object), keyed]), use_na_sentinel=True)
-        n_categories = len(categories)
-        codes = codes[n_categories:]
-        return np.where(
-            codes < 0, MISSING_INDEX, np.where(codes >= n_categories, UNKNOWN_INDEX, codes + N_RESERVED)
-        )
+    def _to_array(self, encoded):
+        kinds = self.field_kinds_
+        if not encoded.bags and encoded.values is None:
+            return encoded.codes
+        out = encoded.codes.astype(np.float64)
+        for j in np.flatnonzero(kinds == NUMERIC):
+            out[:, j] = np.where(encoded.codes[:, j] == MISSING_INDEX, np.nan, encoded.values[:, j])
+        if not encoded.bags:
+            return out
+        out = out.astype(object)
+        for j in np.flatnonzero(kinds == CATEGORICAL):
+            out[:, j] = encoded.codes[:, j]
+        for j, (elements, lengths) in encoded.bags.items():
+            cells = np.empty(len(lengths), dtype=object)
+            cells[:] = np.split(elements, np.cumsum(lengths)[:-1])
+            out[:, j] = cells
+        return out
 
     def inverse_transform(self, X):
-        """Map codes back to categories.
+        """Map encoded data back to categories and values.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Codes, as returned by ``transform``.
+            Output of ``transform``.
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features), dtype object
-            The category of each code; None for the unknown and missing codes.
+            The category of each code (None for reserved codes), the value of
+            each numeric cell (clipping is not undone), the list of categories
+            of each multi-valued cell.
         """
         check_is_fitted(self)
-        codes = np.asarray(X)
-        if codes.ndim != 2 or codes.shape[1] != self.n_features_in_:
+        encoded = np.asarray(X, dtype=object)
+        if encoded.ndim != 2 or encoded.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X must be a 2-D array of codes with {self.n_features_in_} columns; got shape {codes.shape}."
+                f"X must be a 2-D array with {self.n_features_in_} columns; got shape {encoded.shape}."
             )
-        out = np.empty(codes.shape, dtype=object)
-        for j, (cats, dim) in enumerate(zip(self.categories_, self.field_dims_, strict=True)):
-            col = codes[:, j]
-            if not np.issubdtype(col.dtype, np.integer) or col.min() < 0 or col.max() >= dim:
-                raise ValueError(
-                    f"Column {column_name(self, j)!r} of X must hold integer codes in [0, {dim - 1}]."
-                )
-            lookup = np.concatenate([np.array([None] * N_RESERVED, dtype=object), cats.astype(object)])
-            out[:, j] = lookup[col]
+        out = np.empty(encoded.shape, dtype=object)
+        for j, spec in enumerate(self._fields):
+            column = encoded[:, j]
+            if spec.kind == NUMERIC:
+                out[:, j] = spec.decode(column.astype(np.float64))
+            elif spec.kind == MULTIVALUE:
+                out[:, j] = [list(spec.elements.decode(self._checked_codes(c, j))) for c in column]
+            else:
+                out[:, j] = spec.decode(self._checked_codes(column, j))
         return out
+
+    def _checked_codes(self, codes, j):
+        codes = np.asarray(codes)
+        try:
+            as_int = codes.astype(np.int64)
+        except (TypeError, ValueError):
+            as_int = None
+        if (
+            as_int is None
+            or np.any(as_int != codes)
+            or (len(as_int) and (as_int.min() < 0 or as_int.max() >= self.field_dims_[j]))
+        ):
+            raise ValueError(
+                f"Column {column_name(self, j)!r} of X must hold integer codes in "
+                f"[0, {self.field_dims_[j] - 1}]."
+            )
+        return as_int
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns: one per field, the input names.

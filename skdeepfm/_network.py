@@ -186,16 +186,25 @@ class DeepFMNetwork(nn.Module):
             if isinstance(module, nn.BatchNorm1d):
                 module.reset_parameters()
 
-    def forward(self, x, generator=None, *, dtype=None):
-        """Logits of codes ``x``.
+    def forward(self, codes, values=None, bags=(), generator=None, *, dtype=None):
+        """Logits of encoded rows.
 
         Parameters
         ----------
-        x : torch.Tensor of shape (n_samples, n_fields), integer
-            Codes of each field, in ``[0, field_dims[f])``.
+        codes : torch.Tensor of shape (n_samples, n_fields), integer
+            Code of each field, in ``[0, field_dims[f])``.
+        values : torch.Tensor of shape (n_samples, n_fields) or None, default=None
+            Multiplier of each field's vector (and first-order weight): the
+            scaled value of a numeric field, 1 elsewhere. None: all ones.
+        bags : sequence of (int, torch.Tensor, torch.Tensor), default=()
+            For each multi-valued field ``f``: ``(f, elements, starts)``, the
+            codes of all its elements, row after row, and the position in
+            ``elements`` where each row starts. The field's vector is the mean
+            of its elements' vectors (zero for a row without elements);
+            ``codes[:, f]`` is ignored.
         generator : torch.Generator or None, default=None
             Source of the dropout masks in training mode, on the device of
-            ``x``; None uses torch's global generator.
+            ``codes``; None uses torch's global generator.
         dtype : torch.dtype or None, default=None
             Precision of the computation after the embedding lookup; None
             for the parameters' own (float32). float64 makes a row's logits
@@ -206,15 +215,27 @@ class DeepFMNetwork(nn.Module):
         -------
         logits : torch.Tensor of shape (n_samples, n_outputs)
         """
-        n_samples, n_fields = x.shape
-        rows = (x + self.offsets).reshape(-1)
+        n_samples, n_fields = codes.shape
+        rows = (codes + self.offsets).reshape(-1)
         # index_select's backward is a dense index_add, much cheaper on CPU
         # than nn.Embedding's backward.
         emb = self.embedding.weight.index_select(0, rows).view(n_samples, n_fields, -1)
-        first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1).sum(1)
+        first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1)
+        if bags:
+            emb_fields, first_fields = list(emb.unbind(1)), list(first_order.unbind(1))
+            for field, elements, starts in bags:
+                # Mean pooling with offsets: no padding to the longest list.
+                element_rows = elements + self.offsets[field]
+                emb_fields[field] = F.embedding_bag(element_rows, self.embedding.weight, starts, mode="mean")
+                first_fields[field] = F.embedding_bag(element_rows, self.linear.weight, starts, mode="mean")
+            emb, first_order = torch.stack(emb_fields, 1), torch.stack(first_fields, 1)
         bias = self.bias
         if dtype is not None:
             emb, first_order, bias = emb.to(dtype), first_order.to(dtype), bias.to(dtype)
+        if values is not None:
+            values = values.to(emb.dtype).unsqueeze(-1)
+            emb, first_order = emb * values, first_order * values
+        first_order = first_order.sum(1)
 
         # Sum over pairs i < j of <e_i, e_j>, per dimension:
         # 0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2).

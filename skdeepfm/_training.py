@@ -127,15 +127,52 @@ def _as_targets(y, n_outputs, device):
     return torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
 
 
-def train(network, X, y, sample_weight, config, *, device, validation=None, scorer=None):
+class DeviceRows:
+    """Encoded rows held as tensors on a device; batches are gathered from them.
+
+    ``data`` is an encoder's output (``codes``, ``values``, ``bags``; see
+    ``EncodedFields``). Multi-valued fields are kept flat, with each row's
+    start and length, so that a batch gathers its elements without padding.
+    """
+
+    def __init__(self, data, device):
+        self.device = device
+        self.codes = torch.as_tensor(np.ascontiguousarray(data.codes, dtype=np.int64), device=device)
+        self.values = None
+        if data.values is not None:
+            self.values = torch.as_tensor(np.ascontiguousarray(data.values, dtype=np.float32), device=device)
+        self.bags = []
+        for index, (elements, lengths) in sorted(data.bags.items()):
+            lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device)
+            elements = torch.as_tensor(np.asarray(elements, dtype=np.int64), device=device)
+            self.bags.append((index, elements, torch.cumsum(lengths, 0) - lengths, lengths))
+
+    def __len__(self):
+        return len(self.codes)
+
+    def gather(self, rows):
+        """(codes, values, bags) of ``rows``, a 1-D index tensor on the device."""
+        values = None if self.values is None else self.values[rows]
+        bags = []
+        for index, elements, starts, lengths in self.bags:
+            taken = lengths[rows]
+            new_starts = torch.cumsum(taken, 0) - taken
+            total = int(taken.sum())
+            positions = torch.repeat_interleave(starts[rows] - new_starts, taken, output_size=total)
+            positions += torch.arange(total, device=self.device)
+            bags.append((index, elements[positions], new_starts))
+        return self.codes[rows], values, bags
+
+
+def train(network, data, y, sample_weight, config, *, device, validation=None, scorer=None):
     """Train ``network`` in place with Adam on encoded data.
 
     Parameters
     ----------
     network : DeepFMNetwork
         The network to train; moved to ``device``, left in eval mode.
-    X : ndarray of shape (n_samples, n_fields), int
-        Codes of the training rows.
+    data : EncodedFields
+        The encoded training rows (``codes``, ``values``, ``bags``).
     y : ndarray of shape (n_samples,)
         Targets: 0/1 for one output, class indices for several.
     sample_weight : ndarray of shape (n_samples,)
@@ -144,7 +181,7 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
         The settings.
     device : torch.device
         Where to train.
-    validation : tuple (X_val, y_val, w_val) or None
+    validation : tuple (data_val, y_val, w_val) or None
         Held-out rows for early stopping; None stops on the training loss.
     scorer : callable (y_val, logits, w_val) -> float
         Validation score, higher is better. Required with ``validation``.
@@ -154,8 +191,8 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
     history : TrainingHistory
     """
     network.to(device)
-    n_samples = len(X)
-    X_t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.int64), device=device)
+    rows_t = DeviceRows(data, device)
+    n_samples = len(rows_t)
     y_t = _as_targets(y, network.n_outputs, device)
     w = np.asarray(sample_weight, dtype=np.float64)
     w_t = torch.as_tensor((w / w.mean()).astype(np.float32), device=device)
@@ -173,14 +210,15 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
         network.train()
         if config.shuffle:
             order = torch.randperm(n_samples, generator=shuffle_gen).to(device)
-            X_e, y_e, w_e = X_t[order], y_t[order], w_t[order]
         else:
-            X_e, y_e, w_e = X_t, y_t, w_t
+            order = torch.arange(n_samples, device=device)
         total = torch.zeros((), device=device)
         progress = tqdm(bounds, desc=f"Epoch {epoch}", unit="batch", leave=False, disable=config.verbose < 1)
         for start, stop in progress:
-            logits = network(X_e[start:stop], dropout_gen)
-            loss = (loss_fn(logits, y_e[start:stop]) * w_e[start:stop]).mean()
+            batch = order[start:stop]
+            codes, values, bags = rows_t.gather(batch)
+            logits = network(codes, values, bags, generator=dropout_gen)
+            loss = (loss_fn(logits, y_t[batch]) * w_t[batch]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -196,8 +234,8 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
         network.eval()
 
         if validation is not None:
-            X_val, y_val, w_val = validation
-            score = float(scorer(y_val, predict_logits(network, X_val, device), w_val))
+            data_val, y_val, w_val = validation
+            score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
             history.validation_scores.append(score)
             improved = (
                 history.best_validation_score is None or score > history.best_validation_score + config.tol
@@ -226,20 +264,23 @@ def train(network, X, y, sample_weight, config, *, device, validation=None, scor
     return history
 
 
-def predict_logits(network, X, device):
-    """Logits of encoded rows ``X``, a float64 ndarray of shape (n_samples, n_outputs).
+def predict_logits(network, data, device):
+    """Logits of encoded rows, a float64 ndarray of shape (n_samples, n_outputs).
 
     Runs in chunks of :data:`PREDICT_CHUNK_SIZE` rows under
     ``torch.inference_mode``, in float64 after the embedding lookup, so that a
     row's logits do not depend on the rows beside it. ``network`` must be in
     eval mode and is not changed, so concurrent calls are safe.
     """
-    out = np.empty((len(X), network.n_outputs), dtype=np.float64)
+    n_samples = len(data)
+    out = np.empty((n_samples, network.n_outputs), dtype=np.float64)
     with torch.inference_mode():
-        for start in range(0, len(X), PREDICT_CHUNK_SIZE):
-            chunk = np.ascontiguousarray(X[start : start + PREDICT_CHUNK_SIZE], dtype=np.int64)
-            logits = network(torch.as_tensor(chunk).to(device), dtype=torch.float64)
-            out[start : start + len(chunk)] = logits.cpu().numpy()
+        for start in range(0, n_samples, PREDICT_CHUNK_SIZE):
+            stop = min(start + PREDICT_CHUNK_SIZE, n_samples)
+            chunk = DeviceRows(data.take(np.arange(start, stop)), device)
+            codes, values, bags = chunk.gather(torch.arange(stop - start, device=device))
+            logits = network(codes, values, bags, dtype=torch.float64)
+            out[start:stop] = logits.cpu().numpy()
     return out
 
 

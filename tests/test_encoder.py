@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone
 
 from skdeepfm import MISSING_INDEX, UNKNOWN_INDEX, FieldEncoder
-from skdeepfm._encoder import N_RESERVED
+from skdeepfm._fields import N_RESERVED
 
 
 def test_vocabulary_is_sorted_and_codes_follow_it():
@@ -16,8 +16,8 @@ def test_vocabulary_is_sorted_and_codes_follow_it():
     assert list(enc.categories_[1]) == [1, 2, 3]
     np.testing.assert_array_equal(enc.field_dims_, [3 + N_RESERVED, 3 + N_RESERVED])
     codes = enc.transform(X)
-    np.testing.assert_array_equal(codes[:, 0], [4, 2, 3, 2])
-    np.testing.assert_array_equal(codes[:, 1], [4, 2, 3, 2])
+    np.testing.assert_array_equal(codes[:, 0], np.array([2, 0, 1, 0]) + N_RESERVED)
+    np.testing.assert_array_equal(codes[:, 1], np.array([2, 0, 1, 0]) + N_RESERVED)
     assert codes.dtype == np.int64
 
 
@@ -40,10 +40,14 @@ def test_every_missing_kind_shares_the_missing_index():
     X = pd.DataFrame({"a": pd.Series(["x", None, np.nan, pd.NA, "y"], dtype=object)})
     enc = FieldEncoder().fit(X)
     assert list(enc.categories_[0]) == ["x", "y"]
-    np.testing.assert_array_equal(enc.transform(X)[:, 0], [2, MISSING_INDEX, MISSING_INDEX, MISSING_INDEX, 3])
+    np.testing.assert_array_equal(
+        enc.transform(X)[:, 0], [N_RESERVED, MISSING_INDEX, MISSING_INDEX, MISSING_INDEX, N_RESERVED + 1]
+    )
     # Missing at transform time although never seen in fit.
     enc2 = FieldEncoder().fit(pd.DataFrame({"a": ["x"]}))
-    np.testing.assert_array_equal(enc2.transform(pd.DataFrame({"a": [None, "x"]}))[:, 0], [MISSING_INDEX, 2])
+    np.testing.assert_array_equal(
+        enc2.transform(pd.DataFrame({"a": [None, "x"]}))[:, 0], [MISSING_INDEX, N_RESERVED]
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,7 +63,9 @@ def test_every_missing_kind_shares_the_missing_index():
 def test_string_like_dtypes_give_the_same_codes(column):
     enc = FieldEncoder().fit(column.to_frame("f"))
     assert list(enc.categories_[0]) == ["a", "b"]
-    np.testing.assert_array_equal(enc.transform(column.to_frame("f"))[:, 0], [3, 2, MISSING_INDEX, 3])
+    np.testing.assert_array_equal(
+        enc.transform(column.to_frame("f"))[:, 0], [N_RESERVED + 1, N_RESERVED, MISSING_INDEX, N_RESERVED + 1]
+    )
 
 
 def test_ints_bools_and_floats_with_nan():
@@ -71,19 +77,23 @@ def test_ints_bools_and_floats_with_nan():
             "nullable": pd.array([1, None, 3], dtype="Int64"),
         }
     )
-    enc = FieldEncoder().fit(X)
+    enc = FieldEncoder(numeric_features=None).fit(X)
     assert list(enc.categories_[0]) == [-1, 5]
     assert list(enc.categories_[1]) == [False, True]
     assert list(enc.categories_[2]) == [0.5, 2.0]
     assert list(enc.categories_[3]) == [1, 3]
-    np.testing.assert_array_equal(enc.transform(X), [[3, 3, 2, 2], [2, 2, 1, 1], [3, 3, 3, 3]])
+    expected = np.array([[1, 1, 0, 0], [0, 0, -1, -1], [1, 1, 1, 1]]) + N_RESERVED
+    expected[expected == N_RESERVED - 1] = MISSING_INDEX
+    np.testing.assert_array_equal(enc.transform(X), expected)
 
 
 def test_mixed_types_in_one_column_are_ordered_deterministically():
     X = np.array([["b"], [1], [2.5], ["a"], [None]], dtype=object)
     enc = FieldEncoder().fit(X)
     assert list(enc.categories_[0]) == [1, 2.5, "a", "b"]
-    np.testing.assert_array_equal(enc.transform(X)[:, 0], [5, 2, 3, 4, MISSING_INDEX])
+    np.testing.assert_array_equal(
+        enc.transform(X)[:, 0], [N_RESERVED + 3, N_RESERVED, N_RESERVED + 1, N_RESERVED + 2, MISSING_INDEX]
+    )
 
 
 def test_unhashable_cells_fall_back_to_their_repr():
@@ -139,10 +149,11 @@ def test_wrong_columns_at_transform_raise_sklearns_errors():
         enc.transform(pd.DataFrame({"a": ["x"], "c": ["y"]}))
 
 
-def test_infinity_is_rejected_with_the_column_name():
+@pytest.mark.parametrize("numeric_features", ["auto", None])
+def test_infinity_is_rejected_with_the_column_name(numeric_features):
     with pytest.raises(ValueError, match="infinity in column 'price'"):
-        FieldEncoder().fit(pd.DataFrame({"price": [1.0, np.inf]}))
-    enc = FieldEncoder().fit(pd.DataFrame({"price": [1.0, 2.0]}))
+        FieldEncoder(numeric_features=numeric_features).fit(pd.DataFrame({"price": [1.0, np.inf]}))
+    enc = FieldEncoder(numeric_features=numeric_features).fit(pd.DataFrame({"price": [1.0, 2.0]}))
     with pytest.raises(ValueError, match="infinity in column 'price'"):
         enc.transform(pd.DataFrame({"price": [-np.inf]}))
 

@@ -97,15 +97,15 @@ def test_construction_leaves_the_global_rng_untouched_and_is_seeded():
 def test_dropout_draws_from_the_given_generator():
     net = make_net(dropout=0.5).train()
     state = torch.random.get_rng_state()
-    out1 = net(SEED_BATCH, torch.Generator().manual_seed(5))
-    out2 = net(SEED_BATCH, torch.Generator().manual_seed(5))
+    out1 = net(SEED_BATCH, generator=torch.Generator().manual_seed(5))
+    out2 = net(SEED_BATCH, generator=torch.Generator().manual_seed(5))
     assert torch.equal(state, torch.random.get_rng_state())
     torch.testing.assert_close(out1, out2)
 
 
 def test_gradients_reach_every_part():
     net = make_net().train()
-    net(SEED_BATCH, torch.Generator().manual_seed(0)).sum().backward()
+    net(SEED_BATCH, generator=torch.Generator().manual_seed(0)).sum().backward()
     for name, param in net.named_parameters():
         assert param.grad is not None, name
 

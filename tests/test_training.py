@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from skdeepfm import DeepFMNetwork
+from skdeepfm._encoder import EncodedFields
 from skdeepfm._training import (
     PREDICT_CHUNK_SIZE,
     TrainingConfig,
@@ -36,7 +37,7 @@ def toy(n=1000, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 4, size=(n, 3))
     y = ((X[:, 0] % 2) ^ (X[:, 1] % 2)).astype(np.int64)
-    return X, y
+    return EncodedFields(X), y
 
 
 def net(seed=0, **kwargs):
@@ -120,12 +121,12 @@ def test_early_stopping_keeps_the_best_epoch():
 
 def test_sample_weight_is_honoured():
     # The same rows with both labels: the weights decide.
-    X = np.tile(np.array([[0, 1, 2], [1, 2, 3]]), (200, 1))
+    X = EncodedFields(np.tile(np.array([[0, 1, 2], [1, 2, 3]]), (200, 1)))
     y = np.tile([1, 0, 0, 1], 100)
     w = np.where(np.arange(400) % 4 < 2, 9.0, 1.0)  # rows 0, 1 of every 4 weigh 9
     network = net()
     train(network, X, y, w, config(max_iter=20), device=CPU)
-    np.testing.assert_array_equal(predict_logits(network, X[:2], CPU)[:, 0] > 0, [True, False])
+    np.testing.assert_array_equal(predict_logits(network, X.take([0, 1]), CPU)[:, 0] > 0, [True, False])
 
 
 def test_divergence_names_learning_rate_init():
@@ -141,8 +142,9 @@ def test_divergence_names_learning_rate_init():
 
 def test_multiclass_training():
     rng = np.random.default_rng(0)
-    X = rng.integers(0, 4, size=(900, 3))
-    y = (X[:, 0] + X[:, 1]) % 3
+    codes = rng.integers(0, 4, size=(900, 3))
+    y = (codes[:, 0] + codes[:, 1]) % 3
+    X = EncodedFields(codes)
     network = net(n_outputs=3)
     train(network, X, y, np.ones(len(y)), config(max_iter=30), device=CPU)
     logits = predict_logits(network, X, CPU)
@@ -153,11 +155,11 @@ def test_multiclass_training():
 def test_predictions_do_not_depend_on_batch_composition():
     X, y = toy(PREDICT_CHUNK_SIZE + 50)
     network = net()
-    train(network, X[:500], y[:500], np.ones(500), config(max_iter=2), device=CPU)
+    train(network, X.take(np.arange(500)), y[:500], np.ones(500), config(max_iter=2), device=CPU)
     full = predict_logits(network, X, CPU)
     for i in [0, 7, PREDICT_CHUNK_SIZE + 10]:
         np.testing.assert_allclose(
-            predict_logits(network, X[i : i + 1], CPU), full[i : i + 1], rtol=1e-5, atol=1e-6
+            predict_logits(network, X.take([i]), CPU), full[i : i + 1], rtol=1e-5, atol=1e-6
         )
 
 

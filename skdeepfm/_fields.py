@@ -1,0 +1,365 @@
+"""The three kinds of field and how each is learned and encoded.
+
+numpy and pandas only: this module never imports torch. A *field* is one
+input column. Every field reserves its first codes (:data:`UNKNOWN_INDEX`,
+:data:`MISSING_INDEX`, :data:`INFREQUENT_INDEX`); learned codes follow.
+
+- categorical: one code per cell, from a learned, sorted vocabulary;
+- numeric: one learned vector per field, scaled by the cell's robustly
+  standardised value (Guo et al. 2017); a missing value has its own code;
+- multi-valued: a cell holds several categories (a list, tuple, set or 1-D
+  array); each element gets a code, and the network pools their vectors.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import validate_data
+
+#: Code of a category never seen during ``fit`` (in a field without
+#: infrequent categories).
+UNKNOWN_INDEX = 0
+#: Code of a missing value (None, NaN, pd.NA, NaT).
+MISSING_INDEX = 1
+#: Code shared by the categories that ``min_frequency`` / ``max_categories``
+#: set aside, and by unseen ones in a field that has such categories.
+INFREQUENT_INDEX = 2
+#: Number of reserved codes at the start of each field.
+N_RESERVED = 3
+#: Code of the one learned vector of a numeric field.
+NUMERIC_INDEX = N_RESERVED
+#: Standardised numeric values are clipped to [-NUMERIC_CLIP, NUMERIC_CLIP].
+NUMERIC_CLIP = 5.0
+
+CATEGORICAL, NUMERIC, MULTIVALUE = "categorical", "numeric", "multivalue"
+_LIST_TYPES = (list, tuple, set, frozenset, np.ndarray)
+
+
+def column_name(estimator, j):
+    """Name of column ``j`` for messages: its feature name, else ``x{j}``."""
+    names = getattr(estimator, "feature_names_in_", None)
+    return str(names[j]) if names is not None else f"x{j}"
+
+
+def validate_fields(estimator, X, *, reset):
+    """Validate ``X`` for ``estimator`` and split it into its columns.
+
+    DataFrames keep one pandas Series per column, so that their dtypes
+    (category, str, bool, ...) survive; anything else goes through
+    scikit-learn's ``check_array`` without dtype conversion. Feature counts and
+    names are set (``reset=True``) or checked (``reset=False``) on
+    ``estimator``, so that errors name it.
+
+    Returns
+    -------
+    columns : list of pandas.Series or numpy.ndarray
+        One 1-D array per field, each of length ``n_samples``.
+    """
+    if isinstance(X, pd.DataFrame):
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        n_samples, n_fields = X.shape
+        if n_samples == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
+                f"of 1 is required by {type(estimator).__name__}."
+            )
+        if n_fields == 0:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
+                f"of 1 is required by {type(estimator).__name__}."
+            )
+        return [X.iloc[:, j] for j in range(n_fields)]
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=None,
+        ensure_all_finite=False,
+        accept_sparse=False,
+    )
+    return [X[:, j] for j in range(X.shape[1])]
+
+
+def _hashable(value):
+    """Key for a cell that cannot be hashed (a dict): its repr.
+
+    The key is a tuple, so it never collides with a string category.
+    """
+    try:
+        hash(value)
+    except TypeError:
+        return ("<unhashable>", repr(value))
+    return value
+
+
+def plain_values(column):
+    """1-D values of ``column`` that ``pd.factorize`` accepts."""
+    values = column.to_numpy() if isinstance(column, pd.Series) else column
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind == "O":
+        values = np.asarray(values, dtype=object)
+    return values
+
+
+def _check_finite(values, name):
+    """Reject +/-inf: a float column may hold NaN (missing), never infinity."""
+    if values.dtype.kind == "f" and np.isinf(values).any():
+        raise ValueError(
+            f"Input X contains infinity in column {name!r}; only finite values "
+            "and NaN (a missing value) are allowed."
+        )
+
+
+def _factorize(values, sort):
+    """``pd.factorize`` with a fallback for unhashable cells; missing -> -1."""
+    try:
+        return pd.factorize(values, sort=sort, use_na_sentinel=True)
+    except TypeError:
+        keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
+        return pd.factorize(keyed, sort=sort, use_na_sentinel=True)
+
+
+def infrequent_mask(counts, n_samples, min_frequency, max_categories):
+    """Which categories are infrequent, with ``OneHotEncoder``'s semantics.
+
+    ``min_frequency``: an int count or a float fraction of ``n_samples``
+    below which a category is infrequent. ``max_categories``: at most that
+    many output categories, the infrequent bucket counted; among equal counts
+    the categories that sort first are kept.
+    """
+    mask = np.zeros(len(counts), dtype=bool)
+    if min_frequency is not None:
+        threshold = min_frequency if isinstance(min_frequency, Integral) else min_frequency * n_samples
+        mask = counts < threshold
+    if max_categories is not None:
+        n_kept = len(counts) - mask.sum()
+        if n_kept + 1 > max_categories:
+            n_frequent = max_categories - 1
+            order = np.argsort(-counts, kind="stable")
+            mask[order[n_frequent:]] = True
+    return mask
+
+
+class CategoricalField:
+    """A sorted vocabulary, with rare categories grouped into one code."""
+
+    kind = CATEGORICAL
+
+    def __init__(self, min_frequency=None, max_categories=None):
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+
+    def fit_encode(self, values, n_samples):
+        """Learn the vocabulary of ``values``; return their codes."""
+        codes, uniques = _factorize(values, sort=True)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        infrequent = infrequent_mask(counts, n_samples, self.min_frequency, self.max_categories)
+        uniques = np.asarray(uniques, dtype=object if uniques.dtype.kind == "O" else None)
+        self.categories = uniques[~infrequent]
+        self.n_infrequent = int(infrequent.sum())
+        # Old code -> new code: kept categories keep their sorted order.
+        if not len(uniques):
+            return np.full(len(codes), MISSING_INDEX, dtype=np.int64)
+        remap = np.where(infrequent, INFREQUENT_INDEX, np.cumsum(~infrequent) - 1 + N_RESERVED)
+        return np.where(codes < 0, MISSING_INDEX, remap[np.maximum(codes, 0)])
+
+    @property
+    def dim(self):
+        """Number of codes, reserved ones included."""
+        return len(self.categories) + N_RESERVED
+
+    def encode(self, values):
+        """Codes of ``values``: unseen -> unknown (or infrequent, if the field has any)."""
+        categories = self.categories
+        if categories.dtype.kind != values.dtype.kind:
+            categories, values = categories.astype(object), np.asarray(values, dtype=object)
+        # The categories go first: pd.factorize numbers values by first
+        # appearance, so category i gets code i and an unseen value a code of
+        # at least len(categories). One hash pass over the column, about twice
+        # as fast as pd.Index.get_indexer followed by pd.isna.
+        try:
+            codes, _ = pd.factorize(np.concatenate([categories, values]), use_na_sentinel=True)
+        except TypeError:
+            keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
+            codes, _ = pd.factorize(np.concatenate([categories.astype(object), keyed]), use_na_sentinel=True)
+        n_categories = len(categories)
+        codes = codes[n_categories:]
+        unseen = INFREQUENT_INDEX if self.n_infrequent else UNKNOWN_INDEX
+        return np.where(codes < 0, MISSING_INDEX, np.where(codes >= n_categories, unseen, codes + N_RESERVED))
+
+    def decode(self, codes):
+        """Category of each code; None for reserved codes."""
+        lookup = np.concatenate([np.full(N_RESERVED, None, dtype=object), self.categories.astype(object)])
+        return lookup[codes]
+
+
+def _as_float(values, name):
+    try:
+        floats = pd.to_numeric(pd.Series(values), errors="raise")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Column {name!r} is numeric (numeric_features) but holds a value that is not a number: {exc}"
+        ) from exc
+    return floats.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+class NumericField:
+    """One learned vector, scaled by the robustly standardised value.
+
+    The value is centred on the median and divided by the interquartile range
+    / 1.349 (the standard deviation of a normal distribution), or by the
+    standard deviation when the IQR is zero, or by 1 for a constant column;
+    then clipped to ``[-NUMERIC_CLIP, NUMERIC_CLIP]``, so that outliers
+    cannot dominate the FM and DNN terms.
+    """
+
+    kind = NUMERIC
+    dim = N_RESERVED + 1
+    categories = np.empty(0, dtype=object)
+    n_infrequent = 0
+
+    def __init__(self, name):
+        self.name = name
+
+    def fit_encode(self, values, n_samples):
+        """Learn the centre and scale of ``values``; return (codes, scaled values)."""
+        floats = _as_float(values, self.name)
+        present = floats[~np.isnan(floats)]
+        self.center, self.scale = 0.0, 1.0
+        if len(present):
+            q25, self.center, q75 = np.percentile(present, [25, 50, 75])
+            for spread in ((q75 - q25) / 1.349, present.std()):
+                if spread > 0 and np.isfinite(spread):
+                    self.scale = float(spread)
+                    break
+            self.center = float(self.center)
+        return self._encode(floats)
+
+    def encode(self, values):
+        """(codes, scaled values) of ``values``: a missing value has code MISSING_INDEX, value 1."""
+        return self._encode(_as_float(values, self.name))
+
+    def _encode(self, floats):
+        missing = np.isnan(floats)
+        scaled = np.clip((floats - self.center) / self.scale, -NUMERIC_CLIP, NUMERIC_CLIP)
+        codes = np.where(missing, MISSING_INDEX, NUMERIC_INDEX)
+        return codes, np.where(missing, 1.0, scaled)
+
+    def decode(self, scaled):
+        """Raw values back from scaled ones (clipping is not undone)."""
+        return np.asarray(scaled, dtype=np.float64) * self.scale + self.center
+
+
+def _is_missing_scalar(cell):
+    return not isinstance(cell, _LIST_TYPES) and pd.isna(cell)
+
+
+def flatten_cells(values):
+    """Elements of the cells of a multi-valued column, and each cell's count.
+
+    A list-like cell contributes its elements; a missing cell (None, NaN)
+    one missing element; any other scalar itself, as a one-element list.
+    """
+    cells = [
+        ([None] if _is_missing_scalar(c) else [c]) if not isinstance(c, _LIST_TYPES) else c for c in values
+    ]
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    flat = np.fromiter(chain.from_iterable(cells), dtype=object, count=int(lengths.sum()))
+    return flat, lengths
+
+
+class MultiValueField:
+    """A vocabulary over the elements of list-like cells; the network pools them."""
+
+    kind = MULTIVALUE
+
+    def __init__(self, min_frequency=None, max_categories=None):
+        self.elements = CategoricalField(min_frequency, max_categories)
+
+    @property
+    def categories(self):
+        """The learned element vocabulary."""
+        return self.elements.categories
+
+    @property
+    def n_infrequent(self):
+        """How many elements were grouped as infrequent."""
+        return self.elements.n_infrequent
+
+    @property
+    def dim(self):
+        """Number of codes, reserved ones included."""
+        return self.elements.dim
+
+    def fit_encode(self, values, n_samples):
+        """Learn the element vocabulary; return (element codes, lengths)."""
+        flat, lengths = flatten_cells(values)
+        return self.elements.fit_encode(flat, n_samples), lengths
+
+    def encode(self, values):
+        """(element codes, lengths) of ``values``."""
+        flat, lengths = flatten_cells(values)
+        return self.elements.encode(flat), lengths
+
+
+def _has_list_cells(values):
+    return values.dtype.kind == "O" and any(isinstance(c, _LIST_TYPES) for c in values)
+
+
+def _is_float_column(column):
+    dtype = column.dtype
+    return dtype.kind == "f" or isinstance(dtype, pd.Float64Dtype | pd.Float32Dtype)
+
+
+def _selected(spec, columns, names, parameter):
+    """Boolean mask of the columns named by a list of names, indices or a mask."""
+    n = len(columns)
+    items = list(spec)
+    if items and all(isinstance(i, bool | np.bool_) for i in items):
+        if len(items) != n:
+            raise ValueError(f"{parameter} as a boolean mask must have {n} entries; got {len(items)}.")
+        return np.asarray(items, dtype=bool)
+    mask = np.zeros(n, dtype=bool)
+    for item in items:
+        if isinstance(item, str):
+            if names is None or item not in list(names):
+                raise ValueError(
+                    f"{parameter} names column {item!r}, which is not a column of X"
+                    + ("" if names is None else f"; the columns are {list(names)}")
+                    + "."
+                )
+            mask[list(names).index(item)] = True
+        elif isinstance(item, Integral) and -n <= item < n:
+            mask[item] = True
+        else:
+            raise ValueError(
+                f"{parameter} must hold column names, indices in [0, {n}) or a boolean mask; got {item!r}."
+            )
+    return mask
+
+
+def field_kinds(columns, names, numeric_features, multivalue_features):
+    """The kind of every column, from the two parameters (see FieldEncoder)."""
+    values = [plain_values(c) for c in columns]
+    if isinstance(numeric_features, str) and numeric_features == "auto":
+        numeric = np.array([_is_float_column(c) for c in columns], dtype=bool)
+    elif numeric_features is None:
+        numeric = np.zeros(len(columns), dtype=bool)
+    else:
+        numeric = _selected(numeric_features, columns, names, "numeric_features")
+    if isinstance(multivalue_features, str) and multivalue_features == "auto":
+        multi = np.array([_has_list_cells(v) for v in values], dtype=bool) & ~numeric
+    elif multivalue_features is None:
+        multi = np.zeros(len(columns), dtype=bool)
+    else:
+        multi = _selected(multivalue_features, columns, names, "multivalue_features")
+    both = np.flatnonzero(numeric & multi)
+    if len(both):
+        raise ValueError(
+            f"Column {names[both[0]] if names is not None else f'x{both[0]}'!r} is in both "
+            "numeric_features and multivalue_features; a field has one kind."
+        )
+    return [NUMERIC if n else MULTIVALUE if m else CATEGORICAL for n, m in zip(numeric, multi, strict=True)]
