@@ -17,6 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from ._fields import CATEGORICAL, MULTIVALUE, NUMERIC, field_kinds
+
 MISSING_STRING = "<missing>"
 """The string a missing categorical cell becomes before one-hot encoding."""
 
@@ -32,13 +34,6 @@ def _is_multivalue_cell(value):
     if isinstance(value, np.ndarray):
         return value.ndim == 1
     return isinstance(value, (list, tuple, set, frozenset))
-
-
-def _is_multivalue_column(column):
-    """Whether an object column has at least one non-missing multi-valued cell."""
-    if not pd.api.types.is_object_dtype(column.dtype):
-        return False
-    return any(_is_multivalue_cell(value) for value in column if not _is_missing(value))
 
 
 def column_kinds(X):
@@ -66,16 +61,12 @@ def column_kinds(X):
     {'categorical': ['city'], 'numeric': ['price'], 'multivalue': ['tags']}
     """
     X = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-    kinds = {"categorical": [], "numeric": [], "multivalue": []}
-    for position, name in enumerate(X.columns):
-        column = X.iloc[:, position]
-        if _is_multivalue_column(column):
-            kinds["multivalue"].append(name)
-        elif pd.api.types.is_float_dtype(column.dtype):
-            kinds["numeric"].append(name)
-        else:
-            kinds["categorical"].append(name)
-    return kinds
+    # The same detection as FieldEncoder's "auto" mode, so both see the same kinds.
+    kinds = field_kinds([X.iloc[:, j] for j in range(X.shape[1])], list(X.columns), "auto", "auto")
+    return {
+        kind: [name for name, k in zip(X.columns, kinds, strict=True) if k == kind]
+        for kind in (CATEGORICAL, NUMERIC, MULTIVALUE)
+    }
 
 
 def cell_elements(cell):

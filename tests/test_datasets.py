@@ -1,22 +1,35 @@
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from skdeepfm import DeepFMClassifier
-from skdeepfm.datasets import make_ad_clicks
+from skdeepfm._baseline import linear_baseline
+from skdeepfm.datasets import INTERESTS, make_ad_clicks
 
 
 def test_shape_columns_and_determinism():
     X, y = make_ad_clicks(1000, random_state=3)
-    assert X.shape == (1000, 5)
-    assert list(X.columns) == ["age", "gender", "ad_category", "advertiser_id", "device_type"]
+    assert X.shape == (1000, 7)
+    assert list(X.columns) == [
+        "age",
+        "gender",
+        "interests",
+        "ad_category",
+        "advertiser_id",
+        "device_type",
+        "hour",
+    ]
+    assert X["hour"].dtype == np.float64
+    assert X["hour"].between(0, 24).all()
+    lengths = X["interests"].map(len)
+    assert lengths.min() == 0
+    assert lengths.max() <= 4
+    assert set().union(*X["interests"]) <= set(INTERESTS)
     assert set(np.unique(y)) == {0, 1}
     assert 0.05 < y.mean() < 0.35
     X2, y2 = make_ad_clicks(1000, random_state=3)
-    assert X.equals(X2)
+    pd.testing.assert_frame_equal(X, X2)
     np.testing.assert_array_equal(y, y2)
     X3, _ = make_ad_clicks(1000, random_state=4)
     assert not X.equals(X3)
@@ -39,8 +52,12 @@ def test_bad_arguments():
 def test_deepfm_beats_a_linear_model_on_the_interactions():
     X_train, y_train = make_ad_clicks(20_000, random_state=0)
     X_test, y_test = make_ad_clicks(10_000, random_state=1)
-    linear = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression(max_iter=1000))
+    linear = linear_baseline(X_train)
     linear_auc = roc_auc_score(y_test, linear.fit(X_train, y_train).predict_proba(X_test)[:, 1])
-    deepfm = DeepFMClassifier(hidden_layer_sizes=(64, 64), random_state=0).fit(X_train, y_train)
+    deepfm = DeepFMClassifier(hidden_layer_sizes=(64, 64), random_state=0, device="cpu").fit(X_train, y_train)
+    np.testing.assert_array_equal(
+        deepfm.encoder_.field_kinds_,
+        ["categorical", "categorical", "multivalue", "categorical", "categorical", "categorical", "numeric"],
+    )
     deepfm_auc = roc_auc_score(y_test, deepfm.predict_proba(X_test)[:, 1])
     assert deepfm_auc > linear_auc + 0.02

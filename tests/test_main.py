@@ -25,7 +25,7 @@ def test_main_job_on_generated_data(capsys):
     out = capsys.readouterr().out
     assert "generated ad clicks (3000 rows" in out
     assert "DeepFMClassifier" in out
-    assert "one-hot LogisticRegression" in out
+    assert "LogisticRegression (one-hot)" in out
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
