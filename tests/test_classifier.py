@@ -25,7 +25,7 @@ from .conftest import make_interaction_data
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 # Small and on the CPU, where fits are bit-for-bit repeatable; CUDA has its own tests below.
-SMALL = dict(embedding_dim=4, hidden_layer_sizes=(32,), random_state=0, device="cpu")
+SMALL = dict(embedding_dim=4, hidden_layer_sizes=(32,), random_state=0, device="cpu", early_stopping=False)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_random_state_makes_fits_bit_identical_and_leaves_global_rngs_alone(inte
 
 def test_early_stopping_keeps_the_best_validation_epoch(interaction_data):
     X, y = interaction_data
-    clf = DeepFMClassifier(**SMALL, early_stopping=True, n_iter_no_change=2, max_iter=50).fit(X, y)
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True}, n_iter_no_change=2, max_iter=50).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     assert 0.5 < clf.best_validation_score_ <= 1.0  # a ROC AUC
@@ -107,10 +107,12 @@ def test_auto_early_stopping_and_batch_size():
     assert auto_batch_size(5000) == 500
     assert auto_batch_size(1_000_000) == 1024
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"a": rng.integers(0, 5, 10_001)})
+    X = pd.DataFrame({"a": rng.integers(0, 5, 1_001)})
     y = X["a"] % 2
-    clf = DeepFMClassifier(**SMALL, max_iter=2).fit(X, y)
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": "auto"}, max_iter=2).fit(X, y)
     assert len(clf.validation_scores_) == 2
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": "auto"}, max_iter=2).fit(X.iloc[:1000], y[:1000])
+    assert clf.validation_scores_ is None
 
 
 def test_sample_weight_decides_between_contradicting_rows():
@@ -315,7 +317,9 @@ def test_cuda_early_stopping_multiclass_and_weights():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.integers(0, 4, 3000), "b": rng.choice(list("xyz"), 3000)})
     y = (X["a"] + X["b"].map({"x": 0, "y": 1, "z": 2})) % 3
-    clf = DeepFMClassifier(**GPU, early_stopping=True).fit(X, y, sample_weight=rng.uniform(0.5, 2, 3000))
+    clf = DeepFMClassifier(**{**GPU, "early_stopping": True}).fit(
+        X, y, sample_weight=rng.uniform(0.5, 2, 3000)
+    )
     assert clf.score(X, y) > 0.95
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     state = torch.cuda.get_rng_state()
@@ -343,3 +347,71 @@ def test_hidden_layer_sizes_forms(sizes, interaction_data):
     clf = DeepFMClassifier(**{**SMALL, "hidden_layer_sizes": sizes, "max_iter": 2}).fit(X, y)
     widths = [m.out_features for m in clf.network_.dnn if isinstance(m, torch.nn.Linear)]
     assert widths == list(np.atleast_1d(sizes))
+
+
+def mixed_clicks(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    topics = np.array(["music", "sports", "tech", "travel"])
+    X = pd.DataFrame(
+        {
+            "ad": rng.choice(["concert", "match", "phone", "flight"], n),
+            "interests": [list(rng.choice(topics, rng.integers(0, 3), replace=False)) for _ in range(n)],
+            "hour": np.where(rng.random(n) < 0.05, np.nan, rng.uniform(0, 24, n)),
+        }
+    )
+    match = {"concert": "music", "match": "sports", "phone": "tech", "flight": "travel"}
+    likes = np.array([match[a] in i for a, i in zip(X["ad"], X["interests"], strict=True)])
+    evening = X["hour"].fillna(12).to_numpy() > 18
+    y = np.where(likes | (evening & (X["ad"] == "concert")), "click", "skip")
+    return X, y
+
+
+def test_mixed_fields_are_learned_and_predicted():
+    X, y = mixed_clicks()
+    clf = DeepFMClassifier(**{**SMALL, "max_iter": 40}).fit(X, y)
+    assert clf.encoder_.field_kinds_.tolist() == ["categorical", "multivalue", "numeric"]
+    # The label needs the ad x interests interaction (and hour for concerts).
+    assert clf.score(X, y) > 0.92
+    X_new = pd.DataFrame(
+        {"ad": ["concert", "new-ad"], "interests": [["music", "never-seen"], []], "hour": [20.0, np.nan]}
+    )
+    proba = clf.predict_proba(X_new)
+    assert np.isfinite(proba).all()
+    full = clf.predict_proba(X)
+    np.testing.assert_allclose(clf.predict_proba(X.iloc[[5]]), full[[5]], rtol=1e-9)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), full)
+    again = DeepFMClassifier(**{**SMALL, "max_iter": 40}).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), full)
+
+
+def test_encoder_parameters_reach_the_encoder():
+    X, y = mixed_clicks(500)
+    clf = DeepFMClassifier(
+        **{**SMALL, "max_iter": 2},
+        numeric_features=None,
+        multivalue_features=None,
+        min_frequency=2,
+        max_categories=3,
+    )
+    clf.fit(X.assign(interests=X["interests"].map(tuple)), y)
+    assert clf.encoder_.field_kinds_.tolist() == ["categorical"] * 3
+    assert clf.encoder_.min_frequency == 2
+    assert clf.encoder_.max_categories == 3
+    assert clf.field_dims_.max() <= 2 + 3  # at most 2 kept categories + 3 reserved codes
+    assert clf.get_params()["max_categories"] == 3
+
+
+def test_early_stopping_split_keeps_multivalued_rows_whole():
+    X, y = mixed_clicks(2500)
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True, "max_iter": 20}).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_validation_score_ > 0.9
+
+
+@pytest.mark.gpu
+def test_cuda_mixed_fields():
+    X, y = mixed_clicks()
+    gpu = DeepFMClassifier(**{**GPU, "max_iter": 40}).fit(X, y)
+    assert gpu.score(X, y) > 0.92
+    cpu_copy = pickle.loads(pickle.dumps(gpu))
+    np.testing.assert_allclose(cpu_copy.predict_proba(X), gpu.predict_proba(X), atol=1e-5)

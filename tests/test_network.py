@@ -127,3 +127,56 @@ def test_float64_inference_matches_float32_and_ignores_batch_shape():
         torch.testing.assert_close(batch.float(), net(SEED_BATCH), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="inference"):
         net.train()(SEED_BATCH, dtype=torch.float64)
+
+
+def test_multivalued_field_is_the_mean_of_its_element_vectors():
+    # Field 3 (advertiser_id) holds lists: row 0 -> [10, 3], row 1 -> [], row 2 -> [7], row 3 -> [1, 1, 2].
+    net = make_net(hidden_layer_sizes=()).eval()
+    elements = torch.tensor([10, 3, 7, 1, 1, 2])
+    starts = torch.tensor([0, 2, 2, 3])
+    with torch.no_grad():
+        net.linear.weight.normal_(generator=torch.Generator().manual_seed(3))
+        table, linear, offset = net.embedding.weight, net.linear.weight, net.offsets[3]
+        pooled = [
+            table[offset + torch.tensor([10, 3])].mean(0),
+            torch.zeros(8),  # an empty list contributes nothing
+            table[offset + 7],
+            table[offset + torch.tensor([1, 1, 2])].mean(0),
+        ]
+        pooled_linear = [
+            linear[offset + torch.tensor([10, 3])].mean(0),
+            torch.zeros(1),
+            linear[offset + 7],
+            linear[offset + torch.tensor([1, 1, 2])].mean(0),
+        ]
+        emb = table[SEED_BATCH + net.offsets].clone()
+        first = linear[SEED_BATCH + net.offsets].clone()
+        for row in range(4):
+            emb[row, 3], first[row, 3] = pooled[row], pooled_linear[row]
+        hidden = emb.reshape(4, -1)
+        expected = first.sum(1)[:, 0] + net.bias + explicit_fm(emb) + net.dnn_output(hidden)[:, 0]
+        out = net(SEED_BATCH, bags=[(3, elements, starts)])[:, 0]
+        torch.testing.assert_close(out, expected)
+
+
+def test_numeric_values_scale_the_vectors_and_first_order_weights():
+    net = make_net(hidden_layer_sizes=()).eval()
+    values = torch.ones(4, 5)
+    values[:, 4] = torch.tensor([0.5, -2.0, 0.0, 3.0])  # device_type as a numeric field
+    with torch.no_grad():
+        net.linear.weight.normal_(generator=torch.Generator().manual_seed(4))
+        rows = SEED_BATCH + net.offsets
+        emb = net.embedding.weight[rows] * values.unsqueeze(-1)
+        first = (net.linear.weight[rows] * values.unsqueeze(-1)).sum(1)[:, 0]
+        expected = first + net.bias + explicit_fm(emb) + net.dnn_output(emb.reshape(4, -1))[:, 0]
+        torch.testing.assert_close(net(SEED_BATCH, values)[:, 0], expected)
+
+
+def test_pooled_fields_get_gradients_for_their_elements_only():
+    net = make_net().train()
+    elements = torch.tensor([10, 3, 7])
+    starts = torch.tensor([0, 2, 2, 3])
+    net(SEED_BATCH, bags=[(3, elements, starts)], generator=torch.Generator().manual_seed(0)).sum().backward()
+    grad_rows = net.embedding.weight.grad.abs().sum(1).nonzero().flatten().tolist()
+    advertiser_rows = [r - int(net.offsets[3]) for r in grad_rows if 17 <= r < 37]
+    assert sorted(advertiser_rows) == [3, 7, 10]
