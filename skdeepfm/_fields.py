@@ -305,8 +305,10 @@ class MultiValueField:
         return self.elements.encode(flat), lengths
 
 
-def _has_list_cells(values):
-    return values.dtype.kind == "O" and any(isinstance(c, _LIST_TYPES) for c in values)
+def _has_list_cells(column):
+    # Only plain object columns can hold lists; str, category and numeric
+    # columns are not scanned.
+    return column.dtype == np.dtype(object) and any(isinstance(c, _LIST_TYPES) for c in column)
 
 
 def _is_float_column(column):
@@ -343,7 +345,6 @@ def _selected(spec, columns, names, parameter):
 
 def field_kinds(columns, names, numeric_features, multivalue_features):
     """The kind of every column, from the two parameters (see FieldEncoder)."""
-    values = [plain_values(c) for c in columns]
     if isinstance(numeric_features, str) and numeric_features == "auto":
         numeric = np.array([_is_float_column(c) for c in columns], dtype=bool)
     elif numeric_features is None:
@@ -351,7 +352,7 @@ def field_kinds(columns, names, numeric_features, multivalue_features):
     else:
         numeric = _selected(numeric_features, columns, names, "numeric_features")
     if isinstance(multivalue_features, str) and multivalue_features == "auto":
-        multi = np.array([_has_list_cells(v) for v in values], dtype=bool) & ~numeric
+        multi = np.array([_has_list_cells(c) for c in columns], dtype=bool) & ~numeric
     elif multivalue_features is None:
         multi = np.zeros(len(columns), dtype=bool)
     else:
