@@ -369,7 +369,14 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             validation=validation,
             scorer=_validation_score,
         )
-        if not history.converged:
+        if history.interrupted:
+            warnings.warn(
+                f"DeepFMClassifier training was interrupted (KeyboardInterrupt) after {history.n_iter} "
+                "epoch(s); the model keeps the best weights so far.",
+                UserWarning,
+                stacklevel=4,
+            )
+        elif not history.converged:
             warnings.warn(
                 f"DeepFMClassifier stopped at max_iter={self.max_iter} epochs before converging; "
                 "consider a larger max_iter.",

@@ -83,6 +83,7 @@ class TrainingHistory:
     best_loss: float = np.inf
     n_iter: int = 0
     converged: bool = False
+    interrupted: bool = False
 
 
 def batch_bounds(n_samples, batch_size):
@@ -189,6 +190,16 @@ def train(network, data, y, sample_weight, config, *, device, validation=None, s
     Returns
     -------
     history : TrainingHistory
+        ``interrupted`` is set when a KeyboardInterrupt stopped training
+        after at least one epoch: the network then holds the best epoch's
+        weights (with ``validation``) or the weights when interrupted.
+
+    Raises
+    ------
+    ValueError
+        When the loss becomes NaN or infinite.
+    MemoryError
+        When CUDA runs out of memory; the message suggests a smaller batch.
     """
     network.to(device)
     rows_t = DeviceRows(data, device)
@@ -205,58 +216,73 @@ def train(network, data, y, sample_weight, config, *, device, validation=None, s
     best_state = None
     no_improvement = 0
 
-    for epoch in range(1, config.max_iter + 1):
-        started = time.perf_counter()
-        network.train()
-        if config.shuffle:
-            order = torch.randperm(n_samples, generator=shuffle_gen).to(device)
-        else:
-            order = torch.arange(n_samples, device=device)
-        total = torch.zeros((), device=device)
-        progress = tqdm(bounds, desc=f"Epoch {epoch}", unit="batch", leave=False, disable=config.verbose < 1)
-        for start, stop in progress:
-            batch = order[start:stop]
-            codes, values, bags = rows_t.gather(batch)
-            logits = network(codes, values, bags, generator=dropout_gen)
-            loss = (loss_fn(logits, y_t[batch]) * w_t[batch]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * (stop - start)
-        epoch_loss = float(total) / n_samples
-        if not np.isfinite(epoch_loss):
-            raise ValueError(
-                f"Training diverged: the loss became {epoch_loss} at epoch {epoch}. "
-                "Try a smaller learning_rate_init."
+    try:
+        for epoch in range(1, config.max_iter + 1):
+            started = time.perf_counter()
+            network.train()
+            if config.shuffle:
+                order = torch.randperm(n_samples, generator=shuffle_gen).to(device)
+            else:
+                order = torch.arange(n_samples, device=device)
+            total = torch.zeros((), device=device)
+            progress = tqdm(
+                bounds, desc=f"Epoch {epoch}", unit="batch", leave=False, disable=config.verbose < 1
             )
-        history.loss_curve.append(epoch_loss)
-        history.n_iter = epoch
-        network.eval()
+            for start, stop in progress:
+                batch = order[start:stop]
+                codes, values, bags = rows_t.gather(batch)
+                logits = network(codes, values, bags, generator=dropout_gen)
+                loss = (loss_fn(logits, y_t[batch]) * w_t[batch]).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * (stop - start)
+            epoch_loss = float(total) / n_samples
+            if not np.isfinite(epoch_loss):
+                raise ValueError(
+                    f"Training diverged: the loss became {epoch_loss} at epoch {epoch}. "
+                    "Try a smaller learning_rate_init."
+                )
+            history.loss_curve.append(epoch_loss)
+            history.n_iter = epoch
+            network.eval()
 
-        if validation is not None:
-            data_val, y_val, w_val = validation
-            score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
-            history.validation_scores.append(score)
-            improved = (
-                history.best_validation_score is None or score > history.best_validation_score + config.tol
-            )
-            if history.best_validation_score is None or score > history.best_validation_score:
-                history.best_validation_score = score
-                best_state = copy.deepcopy(network.state_dict())
-        else:
-            score = None
-            improved = epoch_loss < history.best_loss - config.tol
-            history.best_loss = min(history.best_loss, epoch_loss)
-        no_improvement = 0 if improved else no_improvement + 1
+            if validation is not None:
+                data_val, y_val, w_val = validation
+                score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
+                history.validation_scores.append(score)
+                improved = (
+                    history.best_validation_score is None
+                    or score > history.best_validation_score + config.tol
+                )
+                if history.best_validation_score is None or score > history.best_validation_score:
+                    history.best_validation_score = score
+                    best_state = copy.deepcopy(network.state_dict())
+            else:
+                score = None
+                improved = epoch_loss < history.best_loss - config.tol
+                history.best_loss = min(history.best_loss, epoch_loss)
+            no_improvement = 0 if improved else no_improvement + 1
 
-        if config.verbose:
-            line = f"Epoch {epoch}/{config.max_iter}: loss {epoch_loss:.5f}"
-            if score is not None:
-                line += f", validation score {score:.5f}"
-            tqdm.write(f"{line}, {time.perf_counter() - started:.2f} s")
-        if no_improvement >= config.n_iter_no_change:
-            history.converged = True
-            break
+            if config.verbose:
+                line = f"Epoch {epoch}/{config.max_iter}: loss {epoch_loss:.5f}"
+                if score is not None:
+                    line += f", validation score {score:.5f}"
+                tqdm.write(f"{line}, {time.perf_counter() - started:.2f} s")
+            if no_improvement >= config.n_iter_no_change:
+                history.converged = True
+                break
+    except KeyboardInterrupt:
+        # Stop cleanly with what was learned so far; before the first
+        # epoch ends there is nothing to keep, so the interrupt goes on.
+        if history.n_iter == 0:
+            raise
+        history.interrupted = True
+    except torch.cuda.OutOfMemoryError as exc:
+        raise MemoryError(
+            f"CUDA ran out of memory while training with batch_size={config.batch_size}. "
+            "Try a smaller batch_size, or device='cpu'."
+        ) from exc
 
     if best_state is not None:
         network.load_state_dict(best_state)

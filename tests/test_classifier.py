@@ -415,3 +415,56 @@ def test_cuda_mixed_fields():
     assert gpu.score(X, y) > 0.92
     cpu_copy = pickle.loads(pickle.dumps(gpu))
     np.testing.assert_allclose(cpu_copy.predict_proba(X), gpu.predict_proba(X), atol=1e-5)
+
+
+def test_keyboard_interrupt_warns_and_keeps_a_usable_model(monkeypatch, interaction_data):
+    import skdeepfm._classifier as classifier_module
+
+    X, y = interaction_data
+    real_score, calls = classifier_module._validation_score, []
+
+    def score_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_score(*args)
+
+    monkeypatch.setattr(classifier_module, "_validation_score", score_then_interrupt)
+    with pytest.warns(UserWarning, match="interrupted .* after 3 epoch"):
+        clf = DeepFMClassifier(**{**SMALL, "early_stopping": True, "max_iter": 50}).fit(X, y)
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_keyboard_interrupt_before_an_epoch_ends_leaves_the_old_model(monkeypatch, fitted, interaction_data):
+    from skdeepfm import DeepFMNetwork
+
+    X, y = interaction_data
+    model = pickle.loads(pickle.dumps(fitted))
+    before = model.predict_proba(X)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DeepFMNetwork, "forward", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, y)
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+
+
+def test_concurrent_predictions_match_serial_and_leave_torch_state_alone(fitted, interaction_data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = interaction_data
+    chunks = [X.iloc[i::8] for i in range(8)]
+    serial = [fitted.predict_proba(chunk) for chunk in chunks]
+    threads, grad, rng = torch.get_num_threads(), torch.is_grad_enabled(), torch.random.get_rng_state()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(3):
+            parallel = list(pool.map(fitted.predict_proba, chunks))
+            for got, expected in zip(parallel, serial, strict=True):
+                np.testing.assert_array_equal(got, expected)
+    assert torch.get_num_threads() == threads
+    assert torch.is_grad_enabled() == grad
+    assert torch.equal(torch.random.get_rng_state(), rng)

@@ -17,7 +17,11 @@ EXPECTED_FAILED_CHECKS = {
 
 # On the CPU, where fits are repeatable bit for bit (check_fit_idempotent).
 @parametrize_with_checks(
-    [DeepFMClassifier(random_state=0, device="cpu"), FieldEncoder()],
+    [
+        DeepFMClassifier(random_state=0, device="cpu"),
+        FieldEncoder(),
+        FieldEncoder(numeric_features=None, min_frequency=2, max_categories=5),
+    ],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -174,3 +174,56 @@ def test_cuda_without_cuda_names_the_device_parameter():
     with pytest.raises(ValueError, match="'device' parameter is 'cuda', but CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def interrupting_scorer(at_call):
+    calls = []
+
+    def scorer(y_val, logits, w_val):
+        calls.append(float(((logits[:, 0] > 0) == y_val).mean()))
+        if len(calls) == at_call:
+            raise KeyboardInterrupt
+        return calls[-1] - 0.01 * len(calls)  # earlier epochs win ties: a clear best epoch
+
+    return scorer, calls
+
+
+def test_keyboard_interrupt_keeps_the_best_weights_so_far():
+    X, y = toy()
+    Xv, yv = toy(300, seed=1)
+    scorer, calls = interrupting_scorer(at_call=4)
+    network = net()
+    history = train(
+        network, X, y, np.ones(len(y)), config(max_iter=30), device=CPU,
+        validation=(Xv, yv, np.ones(len(yv))), scorer=scorer,
+    )  # fmt: skip
+    assert history.interrupted
+    assert history.n_iter == 4
+    assert len(history.validation_scores) == 3
+    assert not network.training
+    best = int(np.argmax(history.validation_scores))
+    assert accuracy(network, Xv, yv) == pytest.approx(calls[best])
+
+
+def test_keyboard_interrupt_in_the_first_epoch_propagates(monkeypatch):
+    X, y = toy()
+    network = net()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(network, "forward", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(network, X, y, np.ones(len(y)), config(), device=CPU)
+
+
+def test_cuda_out_of_memory_suggests_a_smaller_batch(monkeypatch):
+    X, y = toy(200)
+    network = net()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(network, "forward", out_of_memory)
+    with pytest.raises(MemoryError, match="batch_size=64. Try a smaller batch_size"):
+        train(network, X, y, np.ones(len(y)), config(), device=CPU)
