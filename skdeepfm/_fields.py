@@ -14,7 +14,7 @@ input column. Every field reserves its first codes (:data:`UNKNOWN_INDEX`,
 from __future__ import annotations
 
 from itertools import chain
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -113,13 +113,42 @@ def _check_finite(values, name):
         )
 
 
+def _sort_key(value):
+    """A total order over mixed cells: numbers, booleans, strings, then other types by repr."""
+    if isinstance(value, bool | np.bool_):
+        return (1, "", float(value), repr(value))
+    if isinstance(value, Real):
+        return (0, "", float(value), repr(value))
+    if isinstance(value, str):
+        return (2, "", 0.0, value)
+    return (3, type(value).__name__, 0.0, repr(value))
+
+
 def _factorize(values, sort):
-    """``pd.factorize`` with a fallback for unhashable cells; missing -> -1."""
+    """``pd.factorize`` that never fails on odd cells; missing -> -1.
+
+    Unhashable cells (dicts) are keyed by their repr. With ``sort``, the
+    uniques are sorted by value; when pandas cannot order them (bytes beside
+    floats, tuples beside strings), by :func:`_sort_key`, so that the order
+    never depends on the order of the rows.
+    """
     try:
         return pd.factorize(values, sort=sort, use_na_sentinel=True)
     except TypeError:
+        pass
+    try:
+        codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
+    except TypeError:
         keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
-        return pd.factorize(keyed, sort=sort, use_na_sentinel=True)
+        codes, uniques = pd.factorize(keyed, sort=False, use_na_sentinel=True)
+    uniques = np.asarray(uniques, dtype=object)
+    if sort and len(uniques):
+        order = np.array(sorted(range(len(uniques)), key=lambda i: _sort_key(uniques[i])), dtype=np.int64)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = np.where(codes < 0, -1, rank[np.maximum(codes, 0)])
+        uniques = uniques[order]
+    return codes, uniques
 
 
 def infrequent_mask(counts, n_samples, min_frequency, max_categories):

@@ -181,3 +181,14 @@ def test_large_string_columns_are_encoded_vectorised():
     codes = FieldEncoder().fit_transform(X)
     assert codes.shape == (n, 3)
     assert codes.min() >= N_RESERVED
+
+
+def test_cells_pandas_cannot_order_still_get_a_deterministic_vocabulary():
+    cells = [b"raw", 1.5, True, ("t", 1), "s", {"k": 1}, 2]
+    X = pd.DataFrame({"a": pd.Series(cells, dtype=object)})
+    enc = FieldEncoder(multivalue_features=None).fit(X)  # the tuple is one category here
+    assert enc.categories_[0].tolist() == [1.5, 2, True, "s", b"raw", ("<unhashable>", "{'k': 1}"), ("t", 1)]
+    reordered = FieldEncoder(multivalue_features=None).fit(X.iloc[::-1])
+    assert reordered.categories_[0].tolist() == enc.categories_[0].tolist()
+    codes = enc.transform(X)[:, 0]
+    assert sorted(codes.tolist()) == list(range(N_RESERVED, N_RESERVED + 7))
