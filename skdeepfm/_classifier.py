@@ -131,6 +131,9 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     max_categories : int or None, default=None
         At most this many codes per field for its categories, the infrequent
         one counted. See :class:`FieldEncoder`.
+    multivalue_pooling : {"mean", "sum", "max"}, default="mean"
+        How the element vectors of a multi-valued field are pooled into the
+        field's vector (``embedding_bag``'s mode).
 
     Attributes
     ----------
@@ -212,6 +215,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
         "device": [str],
         **{name: FieldEncoder._parameter_constraints[name] for name in _ENCODER_PARAMETERS},
+        "multivalue_pooling": [StrOptions({"mean", "sum", "max"})],
     }
 
     def __init__(
@@ -238,6 +242,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         multivalue_features="auto",
         min_frequency=None,
         max_categories=None,
+        multivalue_pooling="mean",
     ):
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -260,6 +265,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         self.multivalue_features = multivalue_features
         self.min_frequency = min_frequency
         self.max_categories = max_categories
+        self.multivalue_pooling = multivalue_pooling
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -344,6 +350,7 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             self.dropout,
             self.batch_norm,
             n_outputs,
+            bag_mode=self.multivalue_pooling,
             generator=generator,
         )
         n_train = len(train_rows[0])

@@ -72,6 +72,9 @@ class DeepFMNetwork(nn.Module):
         Whether to normalise each hidden layer's pre-activations.
     n_outputs : int, default=1
         Number of logits per sample.
+    bag_mode : {"mean", "sum", "max"}, default="mean"
+        How the element vectors of a multi-valued field are pooled into the
+        field's vector (a row without elements gets zeros).
     init_std : float, default=0.01
         Standard deviation of the normal initialisation of the embeddings.
         Small on purpose: N(0, 1) vectors make the FM term, a sum of
@@ -123,6 +126,7 @@ class DeepFMNetwork(nn.Module):
         batch_norm=True,
         n_outputs=1,
         *,
+        bag_mode="mean",
         init_std=0.01,
         generator=None,
         device="cpu",
@@ -135,6 +139,9 @@ class DeepFMNetwork(nn.Module):
         self.embedding_dim = int(embedding_dim)
         self.n_outputs = int(n_outputs)
         self.init_std = float(init_std)
+        if bag_mode not in ("mean", "sum", "max"):
+            raise ValueError(f"bag_mode must be 'mean', 'sum' or 'max'; got {bag_mode!r}.")
+        self.bag_mode = bag_mode
         n_rows = sum(field_dims)
         n_fields = len(field_dims)
         # Built on the meta device, then initialised from `generator`: building
@@ -199,8 +206,8 @@ class DeepFMNetwork(nn.Module):
         bags : sequence of (int, torch.Tensor, torch.Tensor), default=()
             For each multi-valued field ``f``: ``(f, elements, starts)``, the
             codes of all its elements, row after row, and the position in
-            ``elements`` where each row starts. The field's vector is the mean
-            of its elements' vectors (zero for a row without elements);
+            ``elements`` where each row starts. The field's vector pools its
+            elements' vectors (``bag_mode``; zero for a row without elements);
             ``codes[:, f]`` is ignored.
         generator : torch.Generator or None, default=None
             Source of the dropout masks in training mode, on the device of
@@ -226,8 +233,12 @@ class DeepFMNetwork(nn.Module):
             for field, elements, starts in bags:
                 # Mean pooling with offsets: no padding to the longest list.
                 element_rows = elements + self.offsets[field]
-                emb_fields[field] = F.embedding_bag(element_rows, self.embedding.weight, starts, mode="mean")
-                first_fields[field] = F.embedding_bag(element_rows, self.linear.weight, starts, mode="mean")
+                emb_fields[field] = F.embedding_bag(
+                    element_rows, self.embedding.weight, starts, mode=self.bag_mode
+                )
+                first_fields[field] = F.embedding_bag(
+                    element_rows, self.linear.weight, starts, mode=self.bag_mode
+                )
             emb, first_order = torch.stack(emb_fields, 1), torch.stack(first_fields, 1)
         bias = self.bias
         if dtype is not None:

@@ -468,3 +468,12 @@ def test_concurrent_predictions_match_serial_and_leave_torch_state_alone(fitted,
     assert torch.get_num_threads() == threads
     assert torch.is_grad_enabled() == grad
     assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_multivalue_pooling_reaches_the_network():
+    X, y = mixed_clicks(600)
+    clf = DeepFMClassifier(**{**SMALL, "max_iter": 3}, multivalue_pooling="sum").fit(X, y)
+    assert clf.network_.bag_mode == "sum"
+    assert np.isfinite(clf.predict_proba(X)).all()
+    with pytest.raises(InvalidParameterError, match="The 'multivalue_pooling' parameter"):
+        DeepFMClassifier(multivalue_pooling="median").fit(X, y)

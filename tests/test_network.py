@@ -180,3 +180,27 @@ def test_pooled_fields_get_gradients_for_their_elements_only():
     grad_rows = net.embedding.weight.grad.abs().sum(1).nonzero().flatten().tolist()
     advertiser_rows = [r - int(net.offsets[3]) for r in grad_rows if 17 <= r < 37]
     assert sorted(advertiser_rows) == [3, 7, 10]
+
+
+@pytest.mark.parametrize(
+    ("mode", "pool"),
+    [("sum", lambda rows: rows.sum(0)), ("max", lambda rows: rows.max(0).values)],
+)
+def test_sum_and_max_pooling(mode, pool):
+    net = make_net(hidden_layer_sizes=(), bag_mode=mode).eval()
+    # Rows: [10, 3], [], [7], [].
+    elements, starts = torch.tensor([10, 3, 7]), torch.tensor([0, 2, 2, 3])
+    with torch.no_grad():
+        out = net(SEED_BATCH, bags=[(3, elements, starts)])
+        emb = net.embedding.weight[SEED_BATCH + net.offsets].clone()
+        first = net.linear.weight[SEED_BATCH + net.offsets].clone()
+        offset = net.offsets[3]
+        groups = [[10, 3], [], [7], []]
+        for row, group in enumerate(groups):
+            idx = offset + torch.tensor(group, dtype=torch.int64)
+            emb[row, 3] = pool(net.embedding.weight[idx]) if group else 0.0
+            first[row, 3] = pool(net.linear.weight[idx]) if group else 0.0
+        expected = first.sum(1)[:, 0] + net.bias + explicit_fm(emb) + net.dnn_output(emb.reshape(4, -1))[:, 0]
+        torch.testing.assert_close(out[:, 0], expected)
+    with pytest.raises(ValueError, match="bag_mode must be 'mean', 'sum' or 'max'"):
+        make_net(bag_mode="median")
