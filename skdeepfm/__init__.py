@@ -1,8 +1,8 @@
 """skdeepfm: DeepFM for scikit-learn, on tables of categorical columns."""
 
 from ._classifier import DeepFMClassifier
+from ._codes import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX
 from ._encoder import FieldEncoder
-from ._fields import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX
 from ._network import DeepFMNetwork
 
 __version__ = "0.1.0"

@@ -122,7 +122,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         standardised value). "auto": the floating-point columns. See
         :class:`FieldEncoder`.
     multivalue_features : "auto", None, or array-like, default="auto"
-        Which fields hold lists of categories (their vectors are averaged).
+        Which fields hold lists of categories (their vectors are pooled, see
+        ``multivalue_pooling``).
         "auto": the object columns with list, tuple, set or array cells. See
         :class:`FieldEncoder`.
     min_frequency : int, float or None, default=None

@@ -20,16 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
 
-#: Code of a category never seen during ``fit`` (in a field without
-#: infrequent categories).
-UNKNOWN_INDEX = 0
-#: Code of a missing value (None, NaN, pd.NA, NaT).
-MISSING_INDEX = 1
-#: Code shared by the categories that ``min_frequency`` / ``max_categories``
-#: set aside, and by unseen ones in a field that has such categories.
-INFREQUENT_INDEX = 2
-#: Number of reserved codes at the start of each field.
-N_RESERVED = 3
+from ._codes import INFREQUENT_INDEX, MISSING_INDEX, N_RESERVED, UNKNOWN_INDEX
+
 #: Code of the one learned vector of a numeric field.
 NUMERIC_INDEX = N_RESERVED
 #: Standardised numeric values are clipped to [-NUMERIC_CLIP, NUMERIC_CLIP].

@@ -11,9 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Code that every field reserves for unknown categories; its rows start at
-#: zero so that an unknown category adds nothing to the linear and FM terms.
-UNKNOWN_INDEX = 0
+from ._codes import UNKNOWN_INDEX
 
 
 class GeneratorDropout(nn.Dropout):
@@ -231,7 +229,7 @@ class DeepFMNetwork(nn.Module):
         if bags:
             emb_fields, first_fields = list(emb.unbind(1)), list(first_order.unbind(1))
             for field, elements, starts in bags:
-                # Mean pooling with offsets: no padding to the longest list.
+                # Pooling with offsets (bag_mode): no padding to the longest list.
                 element_rows = elements + self.offsets[field]
                 emb_fields[field] = F.embedding_bag(
                     element_rows, self.embedding.weight, starts, mode=self.bag_mode

@@ -151,6 +151,14 @@ class DeviceRows:
     def __len__(self):
         return len(self.codes)
 
+    def whole(self):
+        """(codes, values, bags) of every row, in order, without copying."""
+        return (
+            self.codes,
+            self.values,
+            [(index, elements, starts) for index, elements, starts, _ in self.bags],
+        )
+
     def gather(self, rows):
         """(codes, values, bags) of ``rows``, a 1-D index tensor on the device."""
         values = None if self.values is None else self.values[rows]
@@ -304,8 +312,7 @@ def predict_logits(network, data, device):
         for start in range(0, n_samples, PREDICT_CHUNK_SIZE):
             stop = min(start + PREDICT_CHUNK_SIZE, n_samples)
             chunk = DeviceRows(data.take(np.arange(start, stop)), device)
-            codes, values, bags = chunk.gather(torch.arange(stop - start, device=device))
-            logits = network(codes, values, bags, dtype=torch.float64)
+            logits = network(*chunk.whole(), dtype=torch.float64)
             out[start:stop] = logits.cpu().numpy()
     return out
 
