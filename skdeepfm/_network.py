@@ -134,6 +134,9 @@ class DeepFMNetwork(nn.Module):
         if not field_dims or min(field_dims) < 1:
             raise ValueError(f"field_dims must be a non-empty list of positive ints; got {field_dims}.")
         self.field_dims = field_dims
+        self.hidden_layer_sizes = tuple(int(size) for size in hidden_layer_sizes)
+        self.dropout = float(dropout)
+        self.batch_norm = bool(batch_norm)
         self.embedding_dim = int(embedding_dim)
         self.n_outputs = int(n_outputs)
         self.init_std = float(init_std)
@@ -167,6 +170,26 @@ class DeepFMNetwork(nn.Module):
         self.reset_parameters(generator)
         self.to(device)
 
+    def get_config(self):
+        """The constructor arguments that rebuild this architecture.
+
+        Returns
+        -------
+        config : dict
+            Plain Python values (lists, ints, floats, bools, strings):
+            ``DeepFMNetwork(**config)`` has the same shapes as this network.
+        """
+        return {
+            "field_dims": list(self.field_dims),
+            "embedding_dim": self.embedding_dim,
+            "hidden_layer_sizes": list(self.hidden_layer_sizes),
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+            "n_outputs": self.n_outputs,
+            "bag_mode": self.bag_mode,
+            "init_std": self.init_std,
+        }
+
     @torch.no_grad()
     def reset_parameters(self, generator=None):
         """Draw fresh initial weights from ``generator`` (a CPU generator).
@@ -190,6 +213,47 @@ class DeepFMNetwork(nn.Module):
         for module in self.dnn:
             if isinstance(module, nn.BatchNorm1d):
                 module.reset_parameters()
+
+    def field_vectors(self, codes, values=None, bags=(), *, with_first_order=False):
+        """Each field's embedding vector for encoded rows.
+
+        Parameters
+        ----------
+        codes, values, bags
+            As in :meth:`forward`.
+        with_first_order : bool, default=False
+            Also return each field's first-order weights.
+
+        Returns
+        -------
+        vectors : torch.Tensor of shape (n_samples, n_fields, embedding_dim)
+            The vectors the FM term multiplies pairwise (pooled for
+            multi-valued fields, times ``values`` when given).
+        first_order : torch.Tensor of shape (n_samples, n_fields, n_outputs)
+            Only with ``with_first_order``.
+        """
+        n_samples, n_fields = codes.shape
+        rows = (codes + self.offsets).reshape(-1)
+        # index_select's backward is a dense index_add, much cheaper on CPU
+        # than nn.Embedding's backward.
+        emb = self.embedding.weight.index_select(0, rows).view(n_samples, n_fields, -1)
+        first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1)
+        if bags:
+            emb_fields, first_fields = list(emb.unbind(1)), list(first_order.unbind(1))
+            for field, elements, starts in bags:
+                # Pooling with offsets (bag_mode): no padding to the longest list.
+                element_rows = elements + self.offsets[field]
+                emb_fields[field] = F.embedding_bag(
+                    element_rows, self.embedding.weight, starts, mode=self.bag_mode
+                )
+                first_fields[field] = F.embedding_bag(
+                    element_rows, self.linear.weight, starts, mode=self.bag_mode
+                )
+            emb, first_order = torch.stack(emb_fields, 1), torch.stack(first_fields, 1)
+        if values is not None:
+            values = values.to(emb.dtype).unsqueeze(-1)
+            emb, first_order = emb * values, first_order * values
+        return (emb, first_order) if with_first_order else emb
 
     def forward(self, codes, values=None, bags=(), generator=None, *, dtype=None):
         """Logits of encoded rows.
@@ -220,24 +284,8 @@ class DeepFMNetwork(nn.Module):
         -------
         logits : torch.Tensor of shape (n_samples, n_outputs)
         """
-        n_samples, n_fields = codes.shape
-        rows = (codes + self.offsets).reshape(-1)
-        # index_select's backward is a dense index_add, much cheaper on CPU
-        # than nn.Embedding's backward.
-        emb = self.embedding.weight.index_select(0, rows).view(n_samples, n_fields, -1)
-        first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1)
-        if bags:
-            emb_fields, first_fields = list(emb.unbind(1)), list(first_order.unbind(1))
-            for field, elements, starts in bags:
-                # Pooling with offsets (bag_mode): no padding to the longest list.
-                element_rows = elements + self.offsets[field]
-                emb_fields[field] = F.embedding_bag(
-                    element_rows, self.embedding.weight, starts, mode=self.bag_mode
-                )
-                first_fields[field] = F.embedding_bag(
-                    element_rows, self.linear.weight, starts, mode=self.bag_mode
-                )
-            emb, first_order = torch.stack(emb_fields, 1), torch.stack(first_fields, 1)
+        n_samples = codes.shape[0]
+        emb, first_order = self.field_vectors(codes, bags=bags, with_first_order=True)
         bias = self.bias
         if dtype is not None:
             emb, first_order, bias = emb.to(dtype), first_order.to(dtype), bias.to(dtype)

@@ -84,6 +84,7 @@ class TrainingHistory:
     n_iter: int = 0
     converged: bool = False
     interrupted: bool = False
+    optimizer_state: dict | None = None
 
 
 def batch_bounds(n_samples, batch_size):
@@ -173,7 +174,9 @@ class DeviceRows:
         return self.codes[rows], values, bags
 
 
-def train(network, data, y, sample_weight, config, *, device, validation=None, scorer=None):
+def train(
+    network, data, y, sample_weight, config, *, device, validation=None, scorer=None, optimizer_state=None
+):
     """Train ``network`` in place with Adam on encoded data.
 
     Parameters
@@ -194,6 +197,10 @@ def train(network, data, y, sample_weight, config, *, device, validation=None, s
         Held-out rows for early stopping; None stops on the training loss.
     scorer : callable (y_val, logits, w_val) -> float
         Validation score, higher is better. Required with ``validation``.
+    optimizer_state : dict or None, default=None
+        The optimizer's ``state_dict`` from an earlier call, to continue
+        training (``partial_fit``, ``warm_start``) with its moment estimates;
+        None starts a fresh optimizer.
 
     Returns
     -------
@@ -201,6 +208,7 @@ def train(network, data, y, sample_weight, config, *, device, validation=None, s
         ``interrupted`` is set when a KeyboardInterrupt stopped training
         after at least one epoch: the network then holds the best epoch's
         weights (with ``validation``) or the weights when interrupted.
+        ``optimizer_state`` holds the optimizer's final ``state_dict``.
 
     Raises
     ------
@@ -217,6 +225,13 @@ def train(network, data, y, sample_weight, config, *, device, validation=None, s
     w_t = torch.as_tensor((w / w.mean()).astype(np.float32), device=device)
     loss_fn = _loss_function(network.n_outputs)
     optimizer = _optimizer(network, config)
+    if optimizer_state is not None:
+        # Keep the moment estimates, but this call's settings (a warm start
+        # may change learning_rate_init or alpha with set_params).
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+        optimizer.load_state_dict(optimizer_state)
+        for group, setting in zip(optimizer.param_groups, settings, strict=True):
+            group.update(setting)
     shuffle_gen = seeded_generator(config.seed)
     dropout_gen = seeded_generator(config.seed + 1, device)
     bounds = batch_bounds(n_samples, config.batch_size)
@@ -295,6 +310,7 @@ def train(network, data, y, sample_weight, config, *, device, validation=None, s
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
+    history.optimizer_state = optimizer.state_dict()
     return history
 
 
