@@ -514,6 +514,15 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[(logits[:, 0] > 0).astype(np.intp)]
         return self.classes_[np.argmax(logits, axis=1)]
 
+    def field_interactions(self, X=None):
+        """Mean absolute FM interaction between each pair of fields.
+
+        See :func:`skdeepfm._insight.field_interactions`.
+        """
+        from ._insight import field_interactions
+
+        return field_interactions(self, X)
+
     def __getstate__(self):
         # A copy: on Python >= 3.11 the parent returns the instance's own dict.
         state = dict(super().__getstate__())
