@@ -2,51 +2,26 @@
 
 from __future__ import annotations
 
-import copy
-import warnings
-from numbers import Integral, Real
-
 import numpy as np
+import pandas as pd
 from scipy.special import expit, log_expit, log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
-from ._encoder import FieldEncoder
-from ._fields import validate_fields
-from ._network import DeepFMNetwork
-from ._training import (
-    TrainingConfig,
-    network_device,
-    predict_logits,
-    resolve_device,
-    seeded_generator,
-    train,
-)
+from ._base import BaseDeepFM, auto_batch_size
 
-#: Parameters passed on to the FieldEncoder, with the same meaning.
-_ENCODER_PARAMETERS = ("numeric_features", "multivalue_features", "min_frequency", "max_categories")
-
-#: Above this many rows, early_stopping="auto" holds out a validation set.
-AUTO_EARLY_STOPPING_MIN_SAMPLES = 1_000
-
-
-def auto_batch_size(n_samples):
-    """Batch size for ``batch_size="auto"``: ``clip(n_samples // 10, 32, 1024)``.
-
-    Small data gets about ten optimiser steps per epoch, large data batches
-    of 1024 rows.
-    """
-    return int(min(1024, max(32, n_samples // 10)))
+__all__ = ["DeepFMClassifier", "auto_batch_size"]
 
 
 def _validation_score(y, logits, sample_weight):
-    """ROC AUC for two classes; negative log-loss otherwise (higher is better)."""
+    """ROC AUC for two classes; negative log-loss otherwise (higher is better).
+
+    ``sample_weight`` includes the class weights, so that the kept epoch is
+    the best one under the weighted objective.
+    """
     if logits.shape[1] == 1 and len(np.unique(y)) == 2:
         return roc_auc_score(y, logits[:, 0], sample_weight=sample_weight)
     if logits.shape[1] == 1:
@@ -56,7 +31,7 @@ def _validation_score(y, logits, sample_weight):
     return -log_loss(y, proba, sample_weight=sample_weight, labels=np.arange(logits.shape[1]))
 
 
-class DeepFMClassifier(ClassifierMixin, BaseEstimator):
+class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
     """DeepFM classifier for tables of categorical columns.
 
     Each column of ``X`` is a *field*: categorical (strings, integers,
@@ -198,25 +173,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "batch_norm": ["boolean"],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "embedding_alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "device": [str],
-        **{name: FieldEncoder._parameter_constraints[name] for name in _ENCODER_PARAMETERS},
-        "multivalue_pooling": [StrOptions({"mean", "sum", "max"})],
+        **BaseDeepFM._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
     def __init__(
@@ -237,6 +195,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         tol=1e-4,
         shuffle=True,
         random_state=None,
+        warm_start=False,
+        class_weight=None,
         verbose=0,
         device="auto",
         numeric_features="auto",
@@ -260,6 +220,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.shuffle = shuffle
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.class_weight = class_weight
         self.verbose = verbose
         self.device = device
         self.numeric_features = numeric_features
@@ -272,7 +234,9 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Learn the fields' vocabularies and train the network.
 
-        A failed call leaves an already fitted model as it was.
+        With ``warm_start=True`` and a fitted model, training continues from
+        the current weights with the fitted encoder and classes. A failed
+        call leaves an already fitted model as it was.
 
         Parameters
         ----------
@@ -281,166 +245,110 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels (any hashable: ints, strings, ...).
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row in the loss; None for equal
-            weights.
+            Non-negative weight of each row in the loss (multiplied by the
+            ``class_weight`` of its class); None for equal weights.
 
         Returns
         -------
         self : DeepFMClassifier
             The fitted classifier.
         """
-        previous = self.__dict__.copy()
-        try:
-            return self._fit(X, y, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(previous)
-            raise
+        return self._fit_public(X, y, sample_weight)
 
-    def _fit(self, X, y, sample_weight):
-        hidden = self._check_hidden_layer_sizes()
-        device = resolve_device(self.device)
-        columns = validate_fields(self, X, reset=True)
-        n_samples = len(columns[0])
-        y = column_or_1d(y, warn=True)
-        if len(y) != n_samples:
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one pass over the rows of ``X``, continuing the current model.
+
+        The first call (on an unfitted model) learns the encoding from its
+        rows: with the default ``hash_buckets=None`` the vocabulary of every
+        field is fixed by that first call, and categories first seen in later
+        calls map to the reserved unknown code; set ``hash_buckets`` to learn
+        them. Numeric fields keep the scaling of the first call. Later calls
+        (also after ``fit``) continue the weights and Adam's moments; there is
+        no early stopping. A failed call leaves the model as it was.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Raw categories; each column is a field.
+        y : array-like of shape (n_samples,)
+            Class labels, all in ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole stream. Required on the first call,
+            optional (and checked) on later ones.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the loss.
+
+        Returns
+        -------
+        self : DeepFMClassifier
+            The updated classifier.
+        """
+        return self._partial_fit_public(X, y, sample_weight, classes=classes)
+
+    def _prepare_targets(self, y, *, incremental, continuing, classes):
+        if pd.isna(y).any() if y.dtype == object else (y.dtype.kind == "f" and np.isnan(y).any()):
             raise ValueError(
-                "Found input variables with inconsistent numbers of samples: "
-                f"X has {n_samples} rows, y has {len(y)}."
+                "Input y contains missing values (NaN or None); DeepFMClassifier needs a class label "
+                "for every row."
             )
         check_classification_targets(y)
-        classes, y_encoded = np.unique(y, return_inverse=True)
+        if continuing:
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"classes={np.unique(classes).tolist()!r} is not the same as the classes of the "
+                    f"fitted model, {self.classes_.tolist()!r}."
+                )
+            classes = self.classes_
+        elif incremental:
+            if classes is None:
+                raise ValueError("The 'classes' argument is required on the first call to partial_fit.")
+            classes = np.unique(np.asarray(classes))
+        else:
+            classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
                 f"DeepFMClassifier needs samples of at least 2 classes in the data, but the data "
                 f"contains only one class: {classes.tolist()[0]!r}."
             )
-        sample_weight = _check_sample_weight(
-            sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
-        )
-
-        encoder = FieldEncoder(
-            numeric_features=self.numeric_features,
-            multivalue_features=self.multivalue_features,
-            min_frequency=self.min_frequency,
-            max_categories=self.max_categories,
-        )
-        encoder.n_features_in_ = self.n_features_in_
-        if hasattr(self, "feature_names_in_"):
-            encoder.feature_names_in_ = self.feature_names_in_
-        encoded = encoder._fit_columns(columns)
-
-        rng = check_random_state(self.random_state)
-        train_idx, validation_idx = self._split_validation(n_samples, y_encoded, rng)
-        if validation_idx is None:
-            train_rows, validation = (encoded, y_encoded, sample_weight), None
-        else:
-            train_rows = (encoded.take(train_idx), y_encoded[train_idx], sample_weight[train_idx])
-            validation = (
-                encoded.take(validation_idx),
-                y_encoded[validation_idx],
-                sample_weight[validation_idx],
+        unknown = np.setdiff1d(y, classes)
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown.tolist()!r} that are not in classes {classes.tolist()!r}."
             )
-        n_outputs = 1 if len(classes) == 2 else len(classes)
-        seed = int(rng.randint(np.iinfo(np.int32).max - 1))
-        generator = seeded_generator(seed)
-        network = DeepFMNetwork(
-            encoder.field_dims_,
-            self.embedding_dim,
-            hidden,
-            self.dropout,
-            self.batch_norm,
-            n_outputs,
-            bag_mode=self.multivalue_pooling,
-            generator=generator,
-        )
-        n_train = len(train_rows[0])
-        config = TrainingConfig(
-            batch_size=auto_batch_size(n_train)
-            if self.batch_size == "auto"
-            else min(self.batch_size, n_train),
-            learning_rate=self.learning_rate_init,
-            max_iter=self.max_iter,
-            alpha=self.alpha,
-            embedding_alpha=self.embedding_alpha,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            shuffle=self.shuffle,
-            verbose=self.verbose,
-            seed=seed,
-        )
-        history = train(
-            network,
-            *train_rows,
-            config,
-            device=device,
-            validation=validation,
-            scorer=_validation_score,
-        )
-        if history.interrupted:
-            warnings.warn(
-                f"DeepFMClassifier training was interrupted (KeyboardInterrupt) after {history.n_iter} "
-                "epoch(s); the model keeps the best weights so far.",
-                UserWarning,
-                stacklevel=4,
-            )
-        elif not history.converged:
-            warnings.warn(
-                f"DeepFMClassifier stopped at max_iter={self.max_iter} epochs before converging; "
-                "consider a larger max_iter.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
+        return np.searchsorted(classes, y), classes
 
+    def _n_outputs(self, classes):
+        return 1 if len(classes) == 2 else len(classes)
+
+    def _set_target_state(self, classes):
         self.classes_ = classes
-        self.encoder_ = encoder
-        self.field_dims_ = encoder.field_dims_
-        self.network_ = network
-        self.n_iter_ = history.n_iter
-        self.loss_curve_ = history.loss_curve
-        self.validation_scores_ = history.validation_scores if validation is not None else None
-        self.best_validation_score_ = history.best_validation_score
-        return self
 
-    def _check_hidden_layer_sizes(self):
-        sizes = (
-            list(np.ravel(self.hidden_layer_sizes))
-            if np.ndim(self.hidden_layer_sizes)
-            else [self.hidden_layer_sizes]
-        )
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+    def _target_weights(self, y, targets, classes, incremental):
+        if self.class_weight is None:
+            return 1.0
+        if incremental and isinstance(self.class_weight, str):
             raise ValueError(
-                "The 'hidden_layer_sizes' parameter of DeepFMClassifier must be a sequence of positive ints. "
-                f"Got {self.hidden_layer_sizes!r} instead."
+                "class_weight='balanced' is not supported by partial_fit: one chunk does not show the "
+                "class balance of the stream. Pass a dict instead, e.g. from "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, y=y)."
             )
-        return tuple(int(s) for s in sizes)
+        if isinstance(self.class_weight, str):
+            present = np.unique(targets)
+            weights = np.ones(len(classes))
+            weights[present] = compute_class_weight("balanced", classes=classes[present], y=y)
+        else:
+            weights = compute_class_weight(self.class_weight, classes=classes, y=y)
+        return weights[targets]
 
-    def _split_validation(self, n_samples, y, rng):
-        """Training and held-out row indices; (None, None) without early stopping."""
-        use = self.early_stopping
-        if use == "auto":
-            use = n_samples > AUTO_EARLY_STOPPING_MIN_SAMPLES
-        if not use:
-            return None, None
-        n_validation = int(np.ceil(self.validation_fraction * n_samples))
-        if n_validation < 2 or n_samples - n_validation < 2:
-            raise ValueError(
-                f"early_stopping=True with validation_fraction={self.validation_fraction} leaves "
-                f"{n_validation} validation and {n_samples - n_validation} training rows of {n_samples}; "
-                "both need at least 2. Use more data, another validation_fraction or early_stopping=False."
-            )
-        counts = np.bincount(y)
-        stratify = y if counts.min() >= 2 and n_validation >= len(counts) else None
-        train_idx, val_idx = train_test_split(
-            np.arange(n_samples), test_size=n_validation, stratify=stratify, random_state=rng
-        )
-        return train_idx, val_idx
+    def _stratify(self, targets, n_validation):
+        counts = np.bincount(targets)
+        counts = counts[counts > 0]
+        return targets if counts.min() >= 2 and n_validation >= len(counts) else None
 
-    def _logits(self, X):
-        check_is_fitted(self)
-        columns = validate_fields(self, X, reset=False)
-        encoded = self.encoder_._encode_columns(columns)
-        return predict_logits(self.network_, encoded, network_device(self.network_))
+    @staticmethod
+    def _validation_score(y, logits, sample_weight):
+        return _validation_score(y, logits, sample_weight)
 
     def decision_function(self, X):
         """Logits of the rows of ``X``.
@@ -514,30 +422,8 @@ class DeepFMClassifier(ClassifierMixin, BaseEstimator):
             return self.classes_[(logits[:, 0] > 0).astype(np.intp)]
         return self.classes_[np.argmax(logits, axis=1)]
 
-    def field_interactions(self, X=None):
-        """Mean absolute FM interaction between each pair of fields.
-
-        See :func:`skdeepfm._insight.field_interactions`.
-        """
-        from ._insight import field_interactions
-
-        return field_interactions(self, X)
-
-    def __getstate__(self):
-        # A copy: on Python >= 3.11 the parent returns the instance's own dict.
-        state = dict(super().__getstate__())
-        network = state.get("network_")
-        if network is not None and network_device(network).type != "cpu":
-            # Pickle a CPU copy, so that a model trained on a GPU loads on
-            # machines without one; the live model stays where it is.
-            state["network_"] = copy.deepcopy(network).to("cpu")
-        return state
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.categorical = True
-        tags.input_tags.string = True
-        tags.input_tags.allow_nan = True
         tags.classifier_tags.multi_class = True
         tags.classifier_tags.poor_score = False
         return tags

@@ -1,0 +1,380 @@
+"""What DeepFMClassifier and DeepFMRegressor share: parameters, fit, partial_fit.
+
+The estimator API only: the subclasses say how targets become training
+targets and how a validation score is computed; the encoder, the network and
+the training loop live in their own modules.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+
+from ._encoder import FieldEncoder
+from ._fields import validate_fields
+from ._network import DeepFMNetwork
+from ._training import (
+    TrainingConfig,
+    network_device,
+    predict_logits,
+    resolve_device,
+    seeded_generator,
+    train,
+)
+
+#: Parameters passed on to the FieldEncoder, with the same meaning.
+ENCODER_PARAMETERS = ("numeric_features", "multivalue_features", "min_frequency", "max_categories")
+
+#: Above this many rows, early_stopping="auto" holds out a validation set.
+AUTO_EARLY_STOPPING_MIN_SAMPLES = 1_000
+
+
+def auto_batch_size(n_samples):
+    """Batch size for ``batch_size="auto"``: ``clip(n_samples // 10, 32, 1024)``.
+
+    Small data gets about ten optimiser steps per epoch, large data batches
+    of 1024 rows.
+    """
+    return int(min(1024, max(32, n_samples // 10)))
+
+
+def _restore_on_failure(method):
+    """Run ``method``; on any exception put the estimator's state back as it was.
+
+    A failed ``fit`` or ``partial_fit`` must not leave a half-trained model.
+    A shallow copy is enough: training never changes the fitted objects in
+    place (a continued network is trained as a copy).
+    """
+
+    def wrapper(self, *args, **kwargs):
+        previous = self.__dict__.copy()
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
+
+    wrapper.__name__ = method.__name__
+    wrapper.__qualname__ = method.__qualname__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+class BaseDeepFM(BaseEstimator):
+    """Base class of the DeepFM estimators; not for direct use.
+
+    Subclasses define ``__init__`` (all parameters), ``_prepare_targets``,
+    ``_n_outputs``, ``_loss``, ``_validation_score`` and ``_stratify``.
+    """
+
+    _parameter_constraints: dict = {
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "embedding_alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "device": [str],
+        **{name: FieldEncoder._parameter_constraints[name] for name in ENCODER_PARAMETERS},
+        "multivalue_pooling": [StrOptions({"mean", "sum", "max"})],
+    }
+
+    # -- the two ways in ---------------------------------------------------
+
+    @_restore_on_failure
+    def _fit_public(self, X, y, sample_weight):
+        continuing = self.warm_start and self._is_fitted()
+        return self._train_call(X, y, sample_weight, incremental=False, continuing=continuing)
+
+    @_restore_on_failure
+    def _partial_fit_public(self, X, y, sample_weight, classes=None):
+        return self._train_call(
+            X, y, sample_weight, incremental=True, continuing=self._is_fitted(), classes=classes
+        )
+
+    def _is_fitted(self):
+        return hasattr(self, "network_")
+
+    # -- one training call -------------------------------------------------
+
+    def _train_call(self, X, y, sample_weight, *, incremental, continuing, classes=None):
+        """Encode, (re)build what is needed and train; ``self`` is changed only at the end."""
+        name = type(self).__name__
+        hidden = self._check_hidden_layer_sizes()
+        device = resolve_device(self.device)
+        if continuing:
+            self._check_same_architecture(hidden)
+        columns = validate_fields(self, X, reset=not continuing)
+        n_samples = len(columns[0])
+        y = column_or_1d(y, warn=True)
+        if len(y) != n_samples:
+            raise ValueError(
+                "Found input variables with inconsistent numbers of samples: "
+                f"X has {n_samples} rows, y has {len(y)}."
+            )
+        targets, target_state = self._prepare_targets(
+            y, incremental=incremental, continuing=continuing, classes=classes
+        )
+        sample_weight = _check_sample_weight(
+            sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
+        )
+        sample_weight = sample_weight * self._target_weights(y, targets, target_state, incremental)
+        if not sample_weight.sum() > 0:
+            raise ValueError(
+                f"The sample weights of {name} sum to zero: at least one row needs a positive weight."
+            )
+        if incremental and n_samples < 2 and self.batch_norm:
+            raise ValueError(
+                f"{name}.partial_fit got 1 row; with batch_norm=True each call needs at least 2 rows "
+                "(BatchNorm cannot train on one row)."
+            )
+
+        if continuing:
+            rng = copy.deepcopy(self._random_state)
+            encoder = self.encoder_
+            encoded = encoder._encode_columns(columns)
+        else:
+            rng = check_random_state(self.random_state)
+            encoder = self._make_encoder()
+            encoded = encoder._fit_columns(columns)
+
+        train_idx, validation_idx = (None, None) if incremental else self._split_validation(targets, rng)
+        if validation_idx is None:
+            train_rows, validation = (encoded, targets, sample_weight), None
+        else:
+            train_rows = (encoded.take(train_idx), targets[train_idx], sample_weight[train_idx])
+            validation = (
+                encoded.take(validation_idx),
+                targets[validation_idx],
+                sample_weight[validation_idx],
+            )
+        seed = int(rng.randint(np.iinfo(np.int32).max - 1))
+
+        if continuing:
+            network = self.network_
+            optimizer_state = self._optimizer_state
+        else:
+            network = DeepFMNetwork(
+                encoder.field_dims_,
+                self.embedding_dim,
+                hidden,
+                self.dropout,
+                self.batch_norm,
+                self._n_outputs(target_state),
+                bag_mode=self.multivalue_pooling,
+                generator=seeded_generator(seed),
+            )
+            optimizer_state = None
+        n_train = len(train_rows[0])
+        batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
+        config = TrainingConfig(
+            batch_size=min(batch_size, n_train),
+            learning_rate=self.learning_rate_init,
+            max_iter=1 if incremental else self.max_iter,
+            alpha=self.alpha,
+            embedding_alpha=self.embedding_alpha,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            shuffle=self.shuffle,
+            verbose=self.verbose,
+            seed=seed,
+            **self._config_extras(),
+        )
+        if continuing:
+            # Train a copy: the live network keeps serving (and stays as it
+            # was if this call fails) until the new weights are complete.
+            network = copy.deepcopy(network)
+        history = train(
+            network,
+            *train_rows,
+            config,
+            device=device,
+            validation=validation,
+            scorer=self._validation_score,
+            optimizer_state=optimizer_state,
+        )
+        self._warn_after_training(history, incremental)
+
+        # Everything succeeded: publish the new state.
+        if not continuing:
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._set_target_state(target_state)
+        self.encoder_ = encoder
+        self.field_dims_ = encoder.field_dims_
+        self.network_ = network
+        self._optimizer_state = history.optimizer_state
+        self._random_state = rng
+        self.n_iter_ += history.n_iter
+        self.loss_curve_ = [*self.loss_curve_, *history.loss_curve]
+        if validation is not None:
+            self.validation_scores_ = [*(self.validation_scores_ or []), *history.validation_scores]
+            self.best_validation_score_ = history.best_validation_score
+        return self
+
+    def _config_extras(self):
+        """TrainingConfig fields set by the subclass (the loss)."""
+        return {}
+
+    def _make_encoder(self):
+        encoder = FieldEncoder(**{name: getattr(self, name) for name in ENCODER_PARAMETERS})
+        encoder.n_features_in_ = self.n_features_in_
+        if hasattr(self, "feature_names_in_"):
+            encoder.feature_names_in_ = self.feature_names_in_
+        return encoder
+
+    def _target_weights(self, y, targets, target_state, incremental):
+        """Per-row weight multipliers from the targets (class weights); 1 by default."""
+        return 1.0
+
+    def _warn_after_training(self, history, incremental):
+        name = type(self).__name__
+        if history.interrupted:
+            warnings.warn(
+                f"{name} training was interrupted (KeyboardInterrupt) after {history.n_iter} "
+                "epoch(s); the model keeps the best weights so far.",
+                UserWarning,
+                stacklevel=5,
+            )
+        elif not history.converged and not incremental:
+            warnings.warn(
+                f"{name} stopped at max_iter={self.max_iter} epochs before converging; "
+                "consider a larger max_iter.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
+
+    def _check_hidden_layer_sizes(self):
+        sizes = (
+            list(np.ravel(self.hidden_layer_sizes))
+            if np.ndim(self.hidden_layer_sizes)
+            else [self.hidden_layer_sizes]
+        )
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+            raise ValueError(
+                f"The 'hidden_layer_sizes' parameter of {type(self).__name__} must be a sequence of "
+                f"positive ints. Got {self.hidden_layer_sizes!r} instead."
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _check_same_architecture(self, hidden):
+        """warm_start and partial_fit continue the fitted network: its shape must not change."""
+        config = self.network_.get_config()
+        wanted = {
+            "embedding_dim": (self.embedding_dim, config["embedding_dim"]),
+            "hidden_layer_sizes": (list(hidden), config["hidden_layer_sizes"]),
+            "batch_norm": (bool(self.batch_norm), config["batch_norm"]),
+            "multivalue_pooling": (self.multivalue_pooling, config["bag_mode"]),
+        }
+        for name, (now, fitted) in wanted.items():
+            if now != fitted:
+                raise ValueError(
+                    f"{type(self).__name__} continues training the fitted network (warm_start=True or "
+                    f"partial_fit), but the '{name}' parameter changed from {fitted!r} to {now!r}. "
+                    "Set warm_start=False (or start a new estimator) to train a new network."
+                )
+
+    def _split_validation(self, targets, rng):
+        """Training and held-out row indices; (None, None) without early stopping."""
+        n_samples = len(targets)
+        use = self.early_stopping
+        if use == "auto":
+            use = n_samples > AUTO_EARLY_STOPPING_MIN_SAMPLES
+        if not use:
+            return None, None
+        n_validation = int(np.ceil(self.validation_fraction * n_samples))
+        if n_validation < 2 or n_samples - n_validation < 2:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction={self.validation_fraction} leaves "
+                f"{n_validation} validation and {n_samples - n_validation} training rows of {n_samples}; "
+                "both need at least 2. Use more data, another validation_fraction or early_stopping=False."
+            )
+        train_idx, val_idx = train_test_split(
+            np.arange(n_samples),
+            test_size=n_validation,
+            stratify=self._stratify(targets, n_validation),
+            random_state=rng,
+        )
+        return train_idx, val_idx
+
+    # -- prediction ----------------------------------------------------------
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        columns = validate_fields(self, X, reset=False)
+        encoded = self.encoder_._encode_columns(columns)
+        return predict_logits(self.network_, encoded, network_device(self.network_))
+
+    def field_interactions(self, X=None):
+        """Mean absolute FM interaction between each pair of fields.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features) or None, default=None
+            Rows to average over; None averages over the training vocabulary,
+            each category weighted by its training frequency.
+
+        Returns
+        -------
+        interactions : pandas.DataFrame of shape (n_fields, n_fields)
+            Symmetric, indexed by the field names on both axes.
+        """
+        from ._insight import field_interactions
+
+        return field_interactions(self, X)
+
+    # -- pickling ------------------------------------------------------------
+
+    def __getstate__(self):
+        # A copy: on Python >= 3.11 the parent returns the instance's own dict.
+        state = dict(super().__getstate__())
+        network = state.get("network_")
+        if network is not None and network_device(network).type != "cpu":
+            # Pickle CPU copies, so that a model trained on a GPU loads (and
+            # keeps training) on machines without one; the live model stays
+            # where it is.
+            state["network_"] = copy.deepcopy(network).to("cpu")
+            state["_optimizer_state"] = _to_cpu(state.get("_optimizer_state"))
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _to_cpu(state):
+    """A copy of a nested dict/list of tensors with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: _to_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_to_cpu(value) for value in state)
+    return state
