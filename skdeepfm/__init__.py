@@ -4,6 +4,7 @@ from ._classifier import DeepFMClassifier
 from ._codes import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX
 from ._encoder import FieldEncoder
 from ._network import DeepFMNetwork
+from ._regressor import DeepFMRegressor
 
 __version__ = "0.1.0"
 
@@ -13,6 +14,7 @@ __all__ = [
     "UNKNOWN_INDEX",
     "DeepFMClassifier",
     "DeepFMNetwork",
+    "DeepFMRegressor",
     "FieldEncoder",
     "__version__",
 ]

@@ -145,10 +145,10 @@ class BaseDeepFM(BaseEstimator):
             raise ValueError(
                 f"The sample weights of {name} sum to zero: at least one row needs a positive weight."
             )
-        if incremental and n_samples < 2 and self.batch_norm:
+        if n_samples < 2 and self.batch_norm:
             raise ValueError(
-                f"{name}.partial_fit got 1 row; with batch_norm=True each call needs at least 2 rows "
-                "(BatchNorm cannot train on one row)."
+                f"{name} got n_samples=1; with batch_norm=True each call to fit or partial_fit needs "
+                "at least 2 rows (BatchNorm cannot train on one row)."
             )
 
         if continuing:

@@ -17,6 +17,7 @@ from ._fields import (
     CATEGORICAL,
     MISSING_INDEX,
     MULTIVALUE,
+    N_RESERVED,
     NUMERIC,
     CategoricalField,
     MultiValueField,
@@ -27,6 +28,7 @@ from ._fields import (
     plain_values,
     validate_fields,
 )
+from ._hashing import HashedField, HashedMultiValueField, check_hash_parameters
 
 
 @dataclass
@@ -98,7 +100,8 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
       does; the encoder stores the kept categories only, so its size stays
       bounded however many distinct values a field has;
     - ``3 + i``: the ``i``-th category of ``categories_[field]``; for a
-      numeric field, ``3`` is its one code.
+      numeric field, ``3`` is its one code; with ``hash_buckets``, the
+      category's hash bucket, so that codes ``0`` and ``2`` are never used.
 
     Read more in the :ref:`User Guide <fields>`.
 
@@ -120,11 +123,26 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         Keep at most this many codes for the categories of a field, the
         infrequent code counted: the most frequent categories are kept.
         None: no maximum.
+    hash_buckets : int or None, default=None
+        None: each categorical and multi-valued field learns its vocabulary
+        in ``fit``, and values unseen then share the reserved
+        :data:`UNKNOWN_INDEX` (or :data:`INFREQUENT_INDEX`) code. An int:
+        such fields learn nothing; a value's code is
+        ``3 + stable_hash(value) % hash_buckets``, so that values first seen
+        after ``fit`` (in a later chunk of a stream) get a code of their own,
+        possibly shared with other values (a collision). Cannot be combined
+        with ``min_frequency`` or ``max_categories``. See Notes.
 
     Attributes
     ----------
-    categories_ : list of ndarray
-        The kept categories of each field, sorted; empty for numeric fields.
+    categories_ : list of ndarray or None
+        The kept categories of each field, sorted; empty for numeric fields;
+        None for hashed fields (``hash_buckets``), which have no vocabulary.
+    code_counts_ : list of ndarray
+        For each field, an int64 array of length ``field_dims_[field]``: how
+        many training values got each code in ``fit`` (for a multi-valued
+        field, how many elements; for a numeric field, how many rows got its
+        one code and how many the missing code).
     field_kinds_ : ndarray of str of shape (n_features_in_,)
         "categorical", "numeric" or "multivalue" for each field.
     field_dims_ : ndarray of shape (n_features_in_,)
@@ -155,6 +173,24 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     multi-valued field it returns an object array whose multi-valued cells
     are int64 arrays of element codes.
 
+    **Learned or hashed codes.** By default the vocabulary of a field is
+    fixed by ``fit``: a category first seen later (in a new chunk of a
+    stream) maps to the reserved unknown code and keeps it, so the model
+    cannot learn anything about it. For streaming training, set
+    ``hash_buckets``: ``fit`` once, on the first chunk (numeric fields learn
+    their median and scale there, hashed fields nothing), then
+    ``transform`` every later chunk; new values get real codes whose
+    vectors can be trained. The hash is stable across processes, Python
+    versions and platforms (BLAKE2b of a type-tagged byte string, never
+    Python's salted ``hash``). Values that the learned vocabulary holds as
+    one category (Python equality) share a code: ``1``, ``1.0`` and ``True``
+    are one value, while ``1``, ``"1"`` and ``b"1"`` are three. In hashing
+    mode ``categories_`` is None for the hashed fields and
+    ``inverse_transform`` raises, as hashing is one-way; pick
+    ``hash_buckets`` well above a field's number of distinct values to keep
+    collisions rare (about ``n**2 / (2 * hash_buckets)`` pairs among ``n``
+    values).
+
     Examples
     --------
     >>> import pandas as pd
@@ -166,6 +202,16 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     >>> enc.transform(pd.DataFrame({"device": ["tablet", "tv"], "age": [31, 99]}))
     array([[4, 4],
            [0, 0]])
+
+    With ``hash_buckets``, an unseen category gets a code of its own:
+
+    >>> hashed = FieldEncoder(hash_buckets=1000).fit(X)
+    >>> hashed.field_dims_
+    array([1003, 1003])
+    >>> bool(hashed.transform(pd.DataFrame({"device": ["tv"], "age": [99]})).min() >= 3)
+    True
+    >>> enc.code_counts_[0]  # unknown, missing, infrequent, "phone", "tablet"
+    array([0, 1, 0, 1, 1])
     """
 
     _parameter_constraints: dict = {
@@ -177,15 +223,23 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
             None,
         ],
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
+        "hash_buckets": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
-        self, *, numeric_features="auto", multivalue_features="auto", min_frequency=None, max_categories=None
+        self,
+        *,
+        numeric_features="auto",
+        multivalue_features="auto",
+        min_frequency=None,
+        max_categories=None,
+        hash_buckets=None,
     ):
         self.numeric_features = numeric_features
         self.multivalue_features = multivalue_features
         self.min_frequency = min_frequency
         self.max_categories = max_categories
+        self.hash_buckets = hash_buckets
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -228,6 +282,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
 
     def _fit_columns(self, columns):
         """Learn the fields from validated columns; return their encoding."""
+        check_hash_parameters(type(self).__name__, self.hash_buckets, self.min_frequency, self.max_categories)
         names = getattr(self, "feature_names_in_", None)
         kinds = field_kinds(columns, names, self.numeric_features, self.multivalue_features)
         n_samples = len(columns[0])
@@ -235,6 +290,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         for j, kind in enumerate(kinds):
             if kind == NUMERIC:
                 fields.append(NumericField(column_name(self, j)))
+            elif self.hash_buckets is not None:
+                hashed = HashedMultiValueField if kind == MULTIVALUE else HashedField
+                fields.append(hashed(self.hash_buckets))
             elif kind == MULTIVALUE:
                 fields.append(MultiValueField(self.min_frequency, self.max_categories))
             else:
@@ -247,6 +305,12 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         self.n_infrequent_categories_ = np.array([f.n_infrequent for f in fields], dtype=np.int64)
         self.numeric_center_ = np.array([getattr(f, "center", np.nan) for f in fields], dtype=np.float64)
         self.numeric_scale_ = np.array([getattr(f, "scale", np.nan) for f in fields], dtype=np.float64)
+        self.code_counts_ = [
+            np.bincount(
+                encoded.bags[j][0] if f.kind == MULTIVALUE else encoded.codes[:, j], minlength=f.dim
+            ).astype(np.int64, copy=False)
+            for j, f in enumerate(fields)
+        ]
         return encoded
 
     def _encode_columns(self, columns):
@@ -285,8 +349,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         -------
         X_encoded : ndarray of shape (n_samples, n_features)
             Codes (:data:`UNKNOWN_INDEX` for categories not seen in ``fit``,
-            :data:`MISSING_INDEX` for missing values), scaled numeric values
-            and arrays of element codes; see Notes for the dtype.
+            or their hashed codes with ``hash_buckets``; :data:`MISSING_INDEX`
+            for missing values), scaled numeric values and arrays of element
+            codes; see Notes for the dtype.
         """
         check_is_fitted(self)
         return self._to_array(self._encode_columns(validate_fields(self, X, reset=False)))
@@ -323,8 +388,21 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
             The category of each code (None for reserved codes), the value of
             each numeric cell (clipping is not undone), the list of categories
             of each multi-valued cell.
+
+        Raises
+        ------
+        ValueError
+            If a field is hashed (``hash_buckets``): hashing is one-way.
         """
         check_is_fitted(self)
+        hashed = [j for j, categories in enumerate(self.categories_) if categories is None]
+        if hashed:
+            j = hashed[0]
+            raise ValueError(
+                f"Column {column_name(self, j)!r} is hashed (hash_buckets="
+                f"{self.field_dims_[j] - N_RESERVED}) and hashing is one-way: inverse_transform "
+                "cannot map its codes back to categories."
+            )
         encoded = np.asarray(X, dtype=object)
         if encoded.ndim != 2 or encoded.shape[1] != self.n_features_in_:
             raise ValueError(

@@ -71,6 +71,9 @@ class TrainingConfig:
     shuffle: bool
     verbose: int
     seed: int
+    #: "log_loss" (binary or multiclass cross-entropy, by the number of
+    #: outputs), "squared_error" or "huber" (regression).
+    loss: str = "log_loss"
 
 
 @dataclass
@@ -99,7 +102,11 @@ def batch_bounds(n_samples, batch_size):
     return list(zip(starts, stops, strict=True))
 
 
-def _loss_function(n_outputs):
+def _loss_function(loss, n_outputs):
+    if loss == "squared_error":
+        return lambda output, target: F.mse_loss(output.squeeze(1), target, reduction="none")
+    if loss == "huber":
+        return lambda output, target: F.huber_loss(output.squeeze(1), target, reduction="none")
     if n_outputs == 1:
         return lambda logits, target: F.binary_cross_entropy_with_logits(
             logits.squeeze(1), target, reduction="none"
@@ -220,10 +227,10 @@ def train(
     network.to(device)
     rows_t = DeviceRows(data, device)
     n_samples = len(rows_t)
-    y_t = _as_targets(y, network.n_outputs, device)
+    y_t = _as_targets(y, network.n_outputs if config.loss == "log_loss" else 1, device)
     w = np.asarray(sample_weight, dtype=np.float64)
     w_t = torch.as_tensor((w / w.mean()).astype(np.float32), device=device)
-    loss_fn = _loss_function(network.n_outputs)
+    loss_fn = _loss_function(config.loss, network.n_outputs)
     optimizer = _optimizer(network, config)
     if optimizer_state is not None:
         # Keep the moment estimates, but this call's settings (a warm start

@@ -140,6 +140,28 @@ def test_inverse_transform_round_trips_known_categories():
         enc.inverse_transform(np.array([[99, 2]]))
 
 
+def test_code_counts_count_training_values_per_code():
+    X = pd.DataFrame(
+        {
+            "ad": ["a", "a", "b", "c", None, "a"],
+            "price": [1.0, np.nan, 2.0, 3.0, 4.0, np.nan],
+            "tags": [["x", "y"], ["x"], [], None, ["y", "z"], ["x"]],
+        }
+    )
+    enc = FieldEncoder(min_frequency=2).fit(X)
+    assert [len(c) for c in enc.code_counts_] == enc.field_dims_.tolist()
+    assert all(c.dtype == np.int64 for c in enc.code_counts_)
+    ad, price, tags = (c.tolist() for c in enc.code_counts_)
+    # unknown, missing, infrequent ("b", "c"), "a"
+    assert ad == [0, 1, 2, 3]
+    # unknown, missing, infrequent, the numeric code
+    assert price == [0, 2, 0, 4]
+    # elements: unknown, missing (the None cell), infrequent ("z"), "x", "y"
+    assert tags == [0, 1, 1, 3, 2]
+    enc.transform(pd.DataFrame({"ad": ["new"], "price": [1.0], "tags": [["new"]]}))
+    assert enc.code_counts_[0].tolist() == ad
+
+
 def test_wrong_columns_at_transform_raise_sklearns_errors():
     enc = FieldEncoder().fit(np.array([["x", "y"]], dtype=object))
     with pytest.raises(ValueError, match="X has 1 features, but FieldEncoder is expecting 2 features"):

@@ -1,0 +1,298 @@
+"""DeepFMRegressor: the scikit-learn regressor API over the encoder and the network."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _assert_all_finite
+
+from ._base import BaseDeepFM
+
+__all__ = ["DeepFMRegressor"]
+
+
+class DeepFMRegressor(RegressorMixin, BaseDeepFM):
+    """DeepFM regressor for tables of categorical columns (ratings, amounts).
+
+    The same fields, encoder and network as :class:`DeepFMClassifier`, with
+    one linear output trained on the standardised target: factorization
+    machines were first made for ratings. Categories unseen during ``fit``
+    are accepted at prediction time and map to a reserved code that
+    contributes nothing to the linear and FM terms.
+
+    Read more in the :ref:`User Guide <training>`.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "huber"}, default="squared_error"
+        The training loss, on the standardised target: the squared error, or
+        the Huber loss (quadratic within one standard deviation of the
+        target, linear beyond), less sensitive to outliers.
+    embedding_dim : int, default=16
+        Length of each field's embedding vector.
+    hidden_layer_sizes : int or tuple of int, default=(400, 400, 400)
+        Width of each hidden layer of the DNN. ``()`` leaves the DNN part a
+        single linear layer over the concatenated embeddings.
+    dropout : float, default=0.2
+        Probability of zeroing a hidden unit during training.
+    batch_norm : bool, default=True
+        Whether to normalise each hidden layer's pre-activations (BatchNorm).
+    alpha : float, default=1e-2
+        L2 penalty on the DNN's weights (Adam's weight decay).
+    embedding_alpha : float, default=1e-4
+        L2 penalty on the embedding and first-order tables.
+    batch_size : int or "auto", default="auto"
+        Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default=100
+        Maximum number of epochs (passes over the training rows).
+    early_stopping : bool or "auto", default="auto"
+        Whether to hold out ``validation_fraction`` of the rows, stop when
+        their R² stops improving and keep the best epoch's weights. "auto"
+        enables it above 1,000 rows. Without it, training stops when the
+        training loss stops improving.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+    n_iter_no_change : int, default=5
+        Epochs without an improvement of more than ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the validation score (or training loss).
+    shuffle : bool, default=True
+        Whether to shuffle the rows at every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the validation split, the initial weights, the shuffling and
+        dropout. torch's global random state is never used or changed.
+    warm_start : bool, default=False
+        With a fitted model, ``fit`` continues training the current network
+        (and encoder) instead of starting anew.
+    verbose : int, default=0
+        0: silent; 1 or more: a progress bar per epoch and a summary line.
+    device : str, default="auto"
+        "cpu", "cuda", "cuda:N", or "auto" (CUDA when available).
+    numeric_features : "auto", None, or array-like, default="auto"
+        Which fields are numeric. See :class:`FieldEncoder`.
+    multivalue_features : "auto", None, or array-like, default="auto"
+        Which fields hold lists of categories. See :class:`FieldEncoder`.
+    min_frequency : int, float or None, default=None
+        Categories seen fewer times in ``fit`` share one "infrequent" code.
+        See :class:`FieldEncoder`.
+    max_categories : int or None, default=None
+        At most this many codes per field for its categories, the infrequent
+        one counted. See :class:`FieldEncoder`.
+    multivalue_pooling : {"mean", "sum", "max"}, default="mean"
+        How the element vectors of a multi-valued field are pooled.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of fields seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the fields seen during ``fit``; defined only when ``X`` has
+        feature names that are all strings.
+    encoder_ : FieldEncoder
+        The fitted encoder of the fields.
+    field_dims_ : ndarray of shape (n_features_in_,)
+        Number of codes of each field, reserved codes included.
+    network_ : DeepFMNetwork
+        The trained network (one output), in eval mode.
+    target_mean_ : float
+        Mean of the training target; the network predicts the target minus
+        it, divided by ``target_scale_``.
+    target_scale_ : float
+        Standard deviation of the training target (1 when constant).
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss of each epoch, on the standardised target.
+    validation_scores_ : list of float or None
+        Validation R² of each epoch with early stopping; None without.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``, whose epoch's weights were kept.
+
+    See Also
+    --------
+    DeepFMClassifier : The classifier over the same fields.
+    sklearn.neural_network.MLPRegressor : Shares the names of the training
+        parameters.
+
+    Notes
+    -----
+    With ``partial_fit``, the target's mean and scale are those of the
+    first call's rows.
+
+    References
+    ----------
+    Guo, H., Tang, R., Ye, Y., Li, Z. and He, X. (2017). DeepFM: a
+    factorization-machine based neural network for CTR prediction. IJCAI.
+
+    Rendle, S. (2010). Factorization machines. ICDM.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skdeepfm import DeepFMRegressor
+    >>> X = pd.DataFrame({"user": ["ann", "bob", "cy", "ann"] * 25,
+    ...                   "movie": ["alien", "alien", "heat", "heat"] * 25})
+    >>> y = [5.0, 1.0, 4.0, 2.0] * 25
+    >>> reg = DeepFMRegressor(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+    >>> reg.predict(X.head(2)).shape
+    (2,)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseDeepFM._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "huber"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        loss="squared_error",
+        embedding_dim=16,
+        hidden_layer_sizes=(400, 400, 400),
+        dropout=0.2,
+        batch_norm=True,
+        alpha=1e-2,
+        embedding_alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=100,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        tol=1e-4,
+        shuffle=True,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        device="auto",
+        numeric_features="auto",
+        multivalue_features="auto",
+        min_frequency=None,
+        max_categories=None,
+        multivalue_pooling="mean",
+    ):
+        self.loss = loss
+        self.embedding_dim = embedding_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.alpha = alpha
+        self.embedding_alpha = embedding_alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.numeric_features = numeric_features
+        self.multivalue_features = multivalue_features
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.multivalue_pooling = multivalue_pooling
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Learn the fields' vocabularies and train the network.
+
+        With ``warm_start=True`` and a fitted model, training continues from
+        the current weights. A failed call leaves a fitted model as it was.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Raw categories; each column is a field.
+        y : array-like of shape (n_samples,)
+            Target values (finite numbers).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the loss; None for equal
+            weights.
+
+        Returns
+        -------
+        self : DeepFMRegressor
+            The fitted regressor.
+        """
+        return self._fit_public(X, y, sample_weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train for one pass over the rows of ``X``, continuing the current model.
+
+        The first call (on an unfitted model) learns the encoding and the
+        target's scale from its rows; see
+        :meth:`DeepFMClassifier.partial_fit` for what later calls keep.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Raw categories; each column is a field.
+        y : array-like of shape (n_samples,)
+            Target values (finite numbers).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row in the loss.
+
+        Returns
+        -------
+        self : DeepFMRegressor
+            The updated regressor.
+        """
+        return self._partial_fit_public(X, y, sample_weight)
+
+    def predict(self, X):
+        """Predicted target of each row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Raw categories, with the fields seen during ``fit``.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predictions in the units of the training target.
+        """
+        logits = self._logits(X)
+        return logits[:, 0] * self.target_scale_ + self.target_mean_
+
+    def _prepare_targets(self, y, *, incremental, continuing, classes):
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"DeepFMRegressor needs numeric targets y; got values of dtype {y.dtype}."
+            ) from exc
+        _assert_all_finite(y, input_name="y")
+        if continuing:
+            mean, scale = self.target_mean_, self.target_scale_
+        else:
+            mean = float(np.mean(y))
+            scale = float(np.std(y))
+            scale = scale if scale > 0 and np.isfinite(scale) else 1.0
+        return (y - mean) / scale, (mean, scale)
+
+    def _n_outputs(self, target_state):
+        return 1
+
+    def _set_target_state(self, target_state):
+        self.target_mean_, self.target_scale_ = target_state
+
+    def _config_extras(self):
+        return {"loss": self.loss}
+
+    def _stratify(self, targets, n_validation):
+        return None
+
+    @staticmethod
+    def _validation_score(y, output, sample_weight):
+        # R² is the same on the standardised target as in its own units.
+        return r2_score(y, output[:, 0], sample_weight=sample_weight)
