@@ -22,6 +22,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from ._encoder import FieldEncoder
 from ._fields import validate_fields
+from ._hashing import check_hash_parameters
 from ._network import DeepFMNetwork
 from ._training import (
     TrainingConfig,
@@ -33,7 +34,13 @@ from ._training import (
 )
 
 #: Parameters passed on to the FieldEncoder, with the same meaning.
-ENCODER_PARAMETERS = ("numeric_features", "multivalue_features", "min_frequency", "max_categories")
+ENCODER_PARAMETERS = (
+    "numeric_features",
+    "multivalue_features",
+    "min_frequency",
+    "max_categories",
+    "hash_buckets",
+)
 
 #: Above this many rows, early_stopping="auto" holds out a validation set.
 AUTO_EARLY_STOPPING_MIN_SAMPLES = 1_000
@@ -123,6 +130,7 @@ class BaseDeepFM(BaseEstimator):
         """Encode, (re)build what is needed and train; ``self`` is changed only at the end."""
         name = type(self).__name__
         hidden = self._check_hidden_layer_sizes()
+        check_hash_parameters(name, self.hash_buckets, self.min_frequency, self.max_categories)
         device = resolve_device(self.device)
         if continuing:
             self._check_same_architecture(hidden)

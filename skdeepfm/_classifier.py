@@ -107,6 +107,14 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
     max_categories : int or None, default=None
         At most this many codes per field for its categories, the infrequent
         one counted. See :class:`FieldEncoder`.
+    hash_buckets : int or None, default=None
+        None learns each categorical field's vocabulary in ``fit`` (or the
+        first ``partial_fit``). An int hashes each category (with a hash
+        that is stable across processes) onto that many codes per field, so
+        that categories first seen in later ``partial_fit`` calls get trained
+        codes of their own (shared with the categories they collide with).
+        Cannot be combined with ``min_frequency`` or ``max_categories``. See
+        :class:`FieldEncoder`.
     multivalue_pooling : {"mean", "sum", "max"}, default="mean"
         How the element vectors of a multi-valued field are pooled into the
         field's vector (``embedding_bag``'s mode).
@@ -203,6 +211,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         multivalue_features="auto",
         min_frequency=None,
         max_categories=None,
+        hash_buckets=None,
         multivalue_pooling="mean",
     ):
         self.embedding_dim = embedding_dim
@@ -228,6 +237,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         self.multivalue_features = multivalue_features
         self.min_frequency = min_frequency
         self.max_categories = max_categories
+        self.hash_buckets = hash_buckets
         self.multivalue_pooling = multivalue_pooling
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -188,3 +188,24 @@ def test_class_weights_reach_the_validation_score(monkeypatch):
     monkeypatch.setattr(DeepFMClassifier, "_validation_score", staticmethod(spy))
     DeepFMClassifier(**dict(SMALL, early_stopping=True), max_iter=1, class_weight={"click": 5.0}).fit(X, y)
     assert sorted(seen[0]) == [1.0, 5.0]
+
+
+def test_hash_buckets_learn_categories_first_seen_in_a_later_chunk(interaction_data):
+    X, y = interaction_data
+    # Two new users of opposite groups: one shared unknown code cannot fit both.
+    new_user = X["user"].isin(["u4", "u5"])
+    first, classes = ~new_user, ["click", "skip"]
+    learned = DeepFMClassifier(**SMALL).partial_fit(X[first], y[first], classes=classes)
+    hashed = DeepFMClassifier(**SMALL, hash_buckets=1000).partial_fit(X[first], y[first], classes=classes)
+    for _ in range(20):
+        learned.partial_fit(X, y)
+        hashed.partial_fit(X, y)
+    assert hashed.score(X[new_user], y[new_user]) > 0.95
+    assert learned.score(X[new_user], y[new_user]) < 0.8
+    assert hashed.encoder_.categories_[0] is None
+
+
+def test_hash_buckets_with_min_frequency_is_refused_naming_the_estimator(interaction_data):
+    X, y = interaction_data
+    with pytest.raises(ValueError, match="'hash_buckets' parameter of DeepFMClassifier cannot be combined"):
+        DeepFMClassifier(**SMALL, hash_buckets=10, min_frequency=2).fit(X, y)
