@@ -4,6 +4,7 @@ from ._classifier import DeepFMClassifier
 from ._codes import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX
 from ._encoder import FieldEncoder
 from ._network import DeepFMNetwork
+from ._persistence import load, save
 from ._regressor import DeepFMRegressor
 
 __version__ = "0.1.0"
@@ -17,4 +18,6 @@ __all__ = [
     "DeepFMRegressor",
     "FieldEncoder",
     "__version__",
+    "load",
+    "save",
 ]

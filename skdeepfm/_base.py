@@ -145,13 +145,25 @@ class BaseDeepFM(BaseEstimator):
         targets, target_state = self._prepare_targets(
             y, incremental=incremental, continuing=continuing, classes=classes
         )
-        sample_weight = _check_sample_weight(
-            sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
-        )
+        try:
+            sample_weight = _check_sample_weight(
+                sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
+            )
+        except (TypeError, ValueError) as exc:
+            if "sample_weight" in str(exc) or "Sample weights" in str(exc):
+                raise
+            raise type(exc)(
+                f"sample_weight must be numbers, one non-negative weight per row of X: {exc}"
+            ) from exc
         sample_weight = sample_weight * self._target_weights(y, targets, target_state, incremental)
-        if not sample_weight.sum() > 0:
+        if not np.any(sample_weight > 0):
             raise ValueError(
                 f"The sample weights of {name} sum to zero: at least one row needs a positive weight."
+            )
+        if self.batch_norm and self.batch_size == 1:
+            raise ValueError(
+                f"{name} cannot train with batch_size=1 and batch_norm=True: BatchNorm needs at least "
+                "2 rows per batch. Use a larger batch_size or batch_norm=False."
             )
         if n_samples < 2 and self.batch_norm:
             raise ValueError(

@@ -348,6 +348,12 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
             weights = np.ones(len(classes))
             weights[present] = compute_class_weight("balanced", classes=classes[present], y=y)
         else:
+            given = np.asarray(list(self.class_weight.values()), dtype=np.float64)
+            if not (np.all(np.isfinite(given)) and np.all(given >= 0)):
+                raise ValueError(
+                    "The 'class_weight' parameter of DeepFMClassifier must map classes to finite, "
+                    f"non-negative weights. Got {self.class_weight!r} instead."
+                )
             weights = compute_class_weight(self.class_weight, classes=classes, y=y)
         return weights[targets]
 

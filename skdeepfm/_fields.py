@@ -52,6 +52,13 @@ def validate_fields(estimator, X, *, reset):
         One 1-D array per field, each of length ``n_samples``.
     """
     if isinstance(X, pd.DataFrame):
+        duplicated = list(dict.fromkeys(X.columns[X.columns.duplicated()].tolist()))
+        if duplicated:
+            # Each column is a field, found by its name: two of one name are ambiguous.
+            raise ValueError(
+                f"X has duplicated column names {duplicated!r}; each column of X is a field and "
+                f"{type(estimator).__name__} needs a distinct name for each."
+            )
         validate_data(estimator, X, reset=reset, skip_check_array=True)
         n_samples, n_fields = X.shape
         if n_samples == 0:
@@ -218,13 +225,21 @@ class CategoricalField:
 
 
 def _as_float(values, name):
+    """float64 values of a numeric column; non-numbers, overflows and infinity raise."""
     try:
         floats = pd.to_numeric(pd.Series(values), errors="raise")
+        floats = floats.to_numpy(dtype=np.float64, na_value=np.nan)
+    except OverflowError as exc:
+        raise ValueError(
+            f"Column {name!r} is numeric (numeric_features) but holds a number too large for a float64: {exc}"
+        ) from exc
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"Column {name!r} is numeric (numeric_features) but holds a value that is not a number: {exc}"
         ) from exc
-    return floats.to_numpy(dtype=np.float64, na_value=np.nan)
+    # Object and string columns are converted here: infinity is refused as in float columns.
+    _check_finite(floats, name)
+    return floats
 
 
 class NumericField:
@@ -251,8 +266,12 @@ class NumericField:
         present = floats[~np.isnan(floats)]
         self.center, self.scale = 0.0, 1.0
         if len(present):
-            q25, self.center, q75 = np.percentile(present, [25, 50, 75])
-            for spread in ((q75 - q25) / 1.349, present.std()):
+            # Values near the float64 limits (1e308) overflow the spread; a
+            # non-finite spread is skipped below.
+            with np.errstate(over="ignore", invalid="ignore"):
+                q25, self.center, q75 = np.percentile(present, [25, 50, 75])
+                spreads = ((q75 - q25) / 1.349, present.std())
+            for spread in spreads:
                 if spread > 0 and np.isfinite(spread):
                     self.scale = float(spread)
                     break
@@ -265,7 +284,8 @@ class NumericField:
 
     def _encode(self, floats):
         missing = np.isnan(floats)
-        scaled = np.clip((floats - self.center) / self.scale, -NUMERIC_CLIP, NUMERIC_CLIP)
+        with np.errstate(over="ignore"):
+            scaled = np.clip((floats - self.center) / self.scale, -NUMERIC_CLIP, NUMERIC_CLIP)
         codes = np.where(missing, MISSING_INDEX, NUMERIC_INDEX)
         return codes, np.where(missing, 1.0, scaled)
 

@@ -3,6 +3,10 @@ import pandas as pd
 import pytest
 import torch
 
+# Tests fit many tiny networks, for which one thread is much faster than
+# several competing for a shared machine's cores.
+torch.set_num_threads(1)
+
 
 def make_interaction_data(n_samples=2000, seed=0):
     """Clicks that depend on the interaction of two fields only (an XOR)."""
