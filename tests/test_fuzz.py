@@ -135,6 +135,30 @@ def test_classifier_fit_and_predict_never_crash(data):
         np.testing.assert_allclose(proba.sum(1), 1.0)
 
 
+@SETTINGS
+@given(data=st.data())
+def test_partial_fit_and_predict_never_crash(data):
+    X = data.draw(frames())
+    y = data.draw(labels(len(X)))
+    classes = data.draw(st.sampled_from(LABEL_KINDS))
+    clf = DeepFMClassifier(
+        embedding_dim=2, hidden_layer_sizes=(4,), random_state=0, device="cpu", hash_buckets=16
+    )
+    if call(clf.partial_fit, X, y, classes=classes) is not None:
+        assert not hasattr(clf, "network_")
+        return
+    before = clf.predict_proba(X)
+    X_next = data.draw(frames(names=list(X.columns)))
+    y_next = data.draw(labels(len(X_next)))
+    if call(clf.partial_fit, X_next, y_next) is not None:
+        np.testing.assert_array_equal(clf.predict_proba(X), before)
+    X_new = data.draw(frames(names=list(X.columns)))
+    if call(clf.predict_proba, X_new) is None:
+        proba = clf.predict_proba(X_new)
+        assert proba.shape == (len(X_new), len(clf.classes_))
+        assert np.isfinite(proba).all()
+
+
 @pytest.fixture(scope="module")
 def fitted_model():
     X = pd.DataFrame(
@@ -155,7 +179,8 @@ def fit_a_fitted_copy(clf, X_fit, X, y, **fit_params):
     """Fit copies of the fitted ``clf`` (``warm_start`` False and True) on ``X, y``.
 
     Returns the error of the first failed fit, or None. A copy whose fit
-    failed, and ``clf`` itself, must predict ``X_fit`` exactly as before.
+    failed, and ``clf`` itself, must predict ``X_fit`` exactly as before; so
+    must a copy whose ``partial_fit`` on the same rows failed.
     """
     before = clf.predict_proba(X_fit)
     first_error = None
@@ -167,6 +192,10 @@ def fit_a_fitted_copy(clf, X_fit, X, y, **fit_params):
         if error is not None:
             np.testing.assert_array_equal(refit.predict_proba(X_fit), before)
             first_error = first_error or error
+    streamed = DeepFMClassifier(**clf.get_params())
+    streamed.__dict__.update(clf.__dict__)
+    if call(streamed.partial_fit, X, y, **fit_params) is not None:
+        np.testing.assert_array_equal(streamed.predict_proba(X_fit), before)
     np.testing.assert_array_equal(clf.predict_proba(X_fit), before)
     return first_error
 
