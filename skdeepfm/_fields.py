@@ -71,7 +71,9 @@ def validate_fields(estimator, X, *, reset):
                 f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
                 f"of 1 is required by {type(estimator).__name__}."
             )
-        return [X.iloc[:, j] for j in range(n_fields)]
+        # Names are unique (checked above): items() is the cheapest way to
+        # the columns, which matters for one-row predictions.
+        return [column for _, column in X.items()]
     X = validate_data(
         estimator,
         X,
