@@ -13,6 +13,7 @@ input column. Every field reserves its first codes (:data:`UNKNOWN_INDEX`,
 
 from __future__ import annotations
 
+import weakref
 from itertools import chain
 from numbers import Integral, Real
 
@@ -173,6 +174,31 @@ def infrequent_mask(counts, n_samples, min_frequency, max_categories):
     return mask
 
 
+#: Hash indexes of fitted vocabularies, by field: kept out of the fields
+#: themselves so that they are neither pickled nor saved.
+_VOCABULARY_INDEXES = weakref.WeakKeyDictionary()
+
+
+def _object_index(values):
+    """``pd.Index`` of ``values``; object arrays stay objects (no string inference)."""
+    return pd.Index(values, dtype=object if values.dtype.kind == "O" else None, tupleize_cols=False)
+
+
+def _vocabulary_index(field, as_object):
+    """The cached ``pd.Index`` of ``field.categories`` (as objects if asked)."""
+    cached = _VOCABULARY_INDEXES.setdefault(field, {})
+    entry = cached.get(as_object)
+    if entry is None or entry[0] is not field.categories:
+        categories = field.categories.astype(object) if as_object else field.categories
+        # Object categories stay objects: pandas would infer a string dtype,
+        # which refuses some Python strings (lone surrogates) and compares
+        # differently.
+        index = _object_index(categories)
+        index.get_indexer(categories[:0])  # build the hash table now, once
+        entry = cached[as_object] = (field.categories, index)
+    return entry[1]
+
+
 class CategoricalField:
     """A sorted vocabulary, with rare categories grouped into one code."""
 
@@ -204,21 +230,47 @@ class CategoricalField:
     def encode(self, values):
         """Codes of ``values``: unseen -> unknown (or infrequent, if the field has any)."""
         categories = self.categories
-        if categories.dtype.kind != values.dtype.kind:
+        as_object = categories.dtype.kind != values.dtype.kind
+        if as_object:
             categories, values = categories.astype(object), np.asarray(values, dtype=object)
-        # The categories go first: pd.factorize numbers values by first
-        # appearance, so category i gets code i and an unseen value a code of
-        # at least len(categories). One hash pass over the column, about twice
-        # as fast as pd.Index.get_indexer followed by pd.isna.
+        if len(values) < len(categories):
+            codes, missing = self._lookup(values, as_object)
+        else:
+            codes, missing = self._factorize_with_vocabulary(categories, values)
+        unseen = INFREQUENT_INDEX if self.n_infrequent else UNKNOWN_INDEX
+        codes = np.where(codes < 0, unseen, codes + N_RESERVED)
+        return np.where(missing, MISSING_INDEX, codes)
+
+    def _lookup(self, values, as_object):
+        """(vocabulary position or -1, missing mask) from the field's cached hash index.
+
+        Costs O(len(values)): a few rows against a vocabulary of millions
+        (one-row predictions) do not pay for the vocabulary.
+        """
+        try:
+            codes = _vocabulary_index(self, as_object).get_indexer(_object_index(values))
+        except TypeError:
+            keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
+            codes = _vocabulary_index(self, True).get_indexer(_object_index(keyed))
+        return codes, pd.isna(values)
+
+    @staticmethod
+    def _factorize_with_vocabulary(categories, values):
+        """(vocabulary position or -1, missing mask) by one hash pass over both.
+
+        The categories go first: pd.factorize numbers values by first
+        appearance, so category i gets code i and an unseen value a code of at
+        least len(categories). For as many values as categories or more, about
+        twice as fast as a hash index lookup.
+        """
         try:
             codes, _ = pd.factorize(np.concatenate([categories, values]), use_na_sentinel=True)
         except TypeError:
             keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
             codes, _ = pd.factorize(np.concatenate([categories.astype(object), keyed]), use_na_sentinel=True)
-        n_categories = len(categories)
-        codes = codes[n_categories:]
-        unseen = INFREQUENT_INDEX if self.n_infrequent else UNKNOWN_INDEX
-        return np.where(codes < 0, MISSING_INDEX, np.where(codes >= n_categories, unseen, codes + N_RESERVED))
+        codes = codes[len(categories) :]
+        missing = codes < 0
+        return np.where(codes >= len(categories), -1, codes), missing
 
     def decode(self, codes):
         """Category of each code; None for reserved codes."""

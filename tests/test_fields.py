@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdeepfm import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX, FieldEncoder
 from skdeepfm._encoder import EncodedFields
-from skdeepfm._fields import N_RESERVED, NUMERIC_CLIP, NUMERIC_INDEX, infrequent_mask
+from skdeepfm._fields import N_RESERVED, NUMERIC_CLIP, NUMERIC_INDEX, CategoricalField, infrequent_mask
 
 # --- numeric fields --------------------------------------------------------
 
@@ -264,3 +264,25 @@ def test_encoded_fields_take_keeps_the_bags_of_the_rows_taken():
     np.testing.assert_array_equal(part.values, encoded.values[[1, 3, 1]])
     assert isinstance(part, EncodedFields)
     assert len(part) == 3
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        ["a", "b", None, "zz", np.nan, "c", "a", pd.NA],
+        [1, 2, 3, 99, None, 2.0, True, "1"],
+        [b"x", ("t", 1), {"k": 1}, None, "x", 7, 1.5, b"x"],
+    ],
+)
+def test_encoding_a_few_rows_matches_encoding_many(cells):
+    # Few values are looked up in the field's cached vocabulary index, many are
+    # factorized together with the vocabulary: both must give the same codes.
+    field = CategoricalField()
+    vocabulary = np.array(cells[:3] + [f"v{i}" for i in range(40)], dtype=object)
+    field.fit_encode(vocabulary, len(vocabulary))
+    values = np.array(cells * 10, dtype=object)
+    many = field.encode(values)
+    assert len(values) >= len(field.categories)
+    few = np.concatenate([field.encode(values[i : i + 1]) for i in range(len(values))])
+    np.testing.assert_array_equal(few, many)
+    assert many[cells.index(None)] == MISSING_INDEX
