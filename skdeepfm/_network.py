@@ -6,6 +6,8 @@ torch only: this module knows nothing of scikit-learn or of raw categories.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 
 import torch
 from torch import nn
@@ -13,13 +15,43 @@ from torch.nn import functional as F
 
 from ._codes import UNKNOWN_INDEX
 
+#: Random bits per dropout decision: one byte each, so ``p`` is rounded to a
+#: multiple of 1/256 (the scale uses the rounded rate, keeping expectations).
+DROPOUT_LEVELS = 256
+
+
+def dropout_mask(shape, p, generator, dtype, device):
+    """A dropout multiplier: 0 with probability ``p`` (rounded), ``1 / (1 - p)`` else.
+
+    Drawn from ``generator`` as raw bits, eight decisions per 64-bit draw:
+    ``bernoulli_`` makes one float per element and costs several times more
+    (on a 2-core CPU, 3 ms for 1024 x 400, about half a training step).
+    """
+    n = math.prod(shape)
+    dropped = round(p * DROPOUT_LEVELS)
+    if dropped == 0:
+        return torch.ones(shape, dtype=dtype, device=device)
+    if dropped >= DROPOUT_LEVELS:
+        return torch.zeros(shape, dtype=dtype, device=device)
+    # from=-2**63 with no upper bound draws all 64 bits: random_() alone
+    # never sets the top bit, which would bias one byte in eight.
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
+    words.random_(-(2**63), None, generator=generator)
+    byte = words.view(torch.uint8)[:n].view(shape)
+    # clamp-and-shift gives the 0/1 keep flag as uint8: comparisons and
+    # bool-to-float casts are several times slower on the CPU.
+    keep = byte.clamp(dropped - 1, dropped).sub_(dropped - 1)
+    return keep.to(dtype).mul_(DROPOUT_LEVELS / (DROPOUT_LEVELS - dropped))
+
 
 class GeneratorDropout(nn.Dropout):
     """Dropout whose mask is drawn from a given ``torch.Generator``.
 
     ``nn.Dropout`` draws from torch's global generator, so training with it
     would change the caller's random state and could not be repeated from a
-    seed alone. Called without a generator it behaves as ``nn.Dropout``.
+    seed alone. With a generator, the mask comes from :func:`dropout_mask`
+    (``p`` rounded to a multiple of 1/256). Called without a generator it
+    behaves as ``nn.Dropout``.
     """
 
     def forward(self, x, generator=None):
@@ -28,8 +60,7 @@ class GeneratorDropout(nn.Dropout):
             return x
         if generator is None:
             return super().forward(x)
-        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=generator)
-        return x * keep * (1.0 / (1.0 - self.p))
+        return x * dropout_mask(x.shape, self.p, generator, x.dtype, x.device)
 
 
 class DeepFMNetwork(nn.Module):
@@ -170,6 +201,15 @@ class DeepFMNetwork(nn.Module):
         self.reset_parameters(generator)
         self.to(device)
 
+    def train(self, mode=True):
+        """Set training mode; also forgets the cached float64 copies of the weights."""
+        # Training changes the weights, and not every in-place kernel (fused
+        # optimisers) moves the version counters that _cast checks.
+        with _CASTS_LOCK:
+            for param in self.parameters():
+                _CASTS.pop(id(param), None)
+        return super().train(mode)
+
     def get_config(self):
         """The constructor arguments that rebuild this architecture.
 
@@ -214,6 +254,39 @@ class DeepFMNetwork(nn.Module):
             if isinstance(module, nn.BatchNorm1d):
                 module.reset_parameters()
 
+    def table_rows(self, codes, bags=()):
+        """The table rows that encoded rows look up.
+
+        Parameters
+        ----------
+        codes, bags
+            As in :meth:`forward`.
+
+        Returns
+        -------
+        rows : torch.Tensor of shape (n_samples, n_fields)
+            ``codes`` shifted into each field's rows.
+        bag_rows : list of (int, torch.Tensor, torch.Tensor)
+            ``bags`` with the elements' codes shifted likewise.
+        """
+        rows = codes + self.offsets
+        bag_rows = [(field, elements + self.offsets[field], starts) for field, elements, starts in bags]
+        return rows, bag_rows
+
+    def _pool(self, weight, rows, bag_rows):
+        """(n_samples, n_fields, width): each field's row of ``weight``, pooled for bags."""
+        n_samples, n_fields = rows.shape
+        # index_select's backward is a dense index_add, much cheaper on CPU
+        # than nn.Embedding's backward.
+        out = weight.index_select(0, rows.reshape(-1)).view(n_samples, n_fields, -1)
+        if not bag_rows:
+            return out
+        fields = list(out.unbind(1))
+        for field, element_rows, starts in bag_rows:
+            # Pooling with offsets (bag_mode): no padding to the longest list.
+            fields[field] = F.embedding_bag(element_rows, weight, starts, mode=self.bag_mode)
+        return torch.stack(fields, 1)
+
     def field_vectors(self, codes, values=None, bags=(), *, with_first_order=False):
         """Each field's embedding vector for encoded rows.
 
@@ -232,30 +305,15 @@ class DeepFMNetwork(nn.Module):
         first_order : torch.Tensor of shape (n_samples, n_fields, n_outputs)
             Only with ``with_first_order``.
         """
-        n_samples, n_fields = codes.shape
-        rows = (codes + self.offsets).reshape(-1)
-        # index_select's backward is a dense index_add, much cheaper on CPU
-        # than nn.Embedding's backward.
-        emb = self.embedding.weight.index_select(0, rows).view(n_samples, n_fields, -1)
-        first_order = self.linear.weight.index_select(0, rows).view(n_samples, n_fields, -1)
-        if bags:
-            emb_fields, first_fields = list(emb.unbind(1)), list(first_order.unbind(1))
-            for field, elements, starts in bags:
-                # Pooling with offsets (bag_mode): no padding to the longest list.
-                element_rows = elements + self.offsets[field]
-                emb_fields[field] = F.embedding_bag(
-                    element_rows, self.embedding.weight, starts, mode=self.bag_mode
-                )
-                first_fields[field] = F.embedding_bag(
-                    element_rows, self.linear.weight, starts, mode=self.bag_mode
-                )
-            emb, first_order = torch.stack(emb_fields, 1), torch.stack(first_fields, 1)
+        rows, bag_rows = self.table_rows(codes, bags)
+        emb = self._pool(self.embedding.weight, rows, bag_rows)
+        first_order = self._pool(self.linear.weight, rows, bag_rows)
         if values is not None:
             values = values.to(emb.dtype).unsqueeze(-1)
             emb, first_order = emb * values, first_order * values
         return (emb, first_order) if with_first_order else emb
 
-    def forward(self, codes, values=None, bags=(), generator=None, *, dtype=None):
+    def forward(self, codes, values=None, bags=(), generator=None, *, dtype=None, table=None):
         """Logits of encoded rows.
 
         Parameters
@@ -279,16 +337,30 @@ class DeepFMNetwork(nn.Module):
             for the parameters' own (float32). float64 makes a row's logits
             independent of the other rows in the batch: float32 matrix
             products round differently for different batch shapes.
+        table : torch.Tensor of shape (n_rows, embedding_dim + n_outputs) or None, default=None
+            Embedding and first-order weights side by side, to look up
+            instead of the network's tables: ``codes`` and the bags'
+            elements are then rows of ``table`` (no field offsets). The
+            training loop passes the rows a batch uses, gathered into a
+            small tensor whose gradient it applies to the tables.
 
         Returns
         -------
         logits : torch.Tensor of shape (n_samples, n_outputs)
         """
-        n_samples = codes.shape[0]
-        emb, first_order = self.field_vectors(codes, bags=bags, with_first_order=True)
+        if table is None:
+            emb, first_order = self.field_vectors(codes, bags=bags, with_first_order=True)
+        else:
+            pooled = self._pool(table, codes, bags)
+            emb, first_order = pooled.split([self.embedding_dim, self.n_outputs], dim=2)
+        return self._head(emb, first_order, values, generator, dtype)
+
+    def _head(self, emb, first_order, values, generator, dtype):
+        """Logits from each field's vector and first-order weights."""
+        n_samples = emb.shape[0]
         bias = self.bias
         if dtype is not None:
-            emb, first_order, bias = emb.to(dtype), first_order.to(dtype), bias.to(dtype)
+            emb, first_order, bias = emb.to(dtype), first_order.to(dtype), _cast(bias, dtype)
         if values is not None:
             values = values.to(emb.dtype).unsqueeze(-1)
             emb, first_order = emb * values, first_order * values
@@ -301,31 +373,82 @@ class DeepFMNetwork(nn.Module):
         if self.fm_projection is None:
             second_order = interactions.sum(1, keepdim=True)
         else:
-            second_order = _apply(self.fm_projection, interactions, generator)
+            second_order = _apply(self.fm_projection, interactions, generator, dtype)
 
         hidden = emb.reshape(n_samples, -1)
-        for layer in self.dnn:
-            hidden = _apply(layer, hidden, generator)
-        return first_order + bias + second_order + _apply(self.dnn_output, hidden, generator)
+        device_type = hidden.device.type
+        for index, layer in enumerate(self.dnn):
+            if index == 0 and _autocast_enabled(device_type):
+                # The layer over the embeddings stays in float32 under
+                # autocast: it passes the embeddings' gradients, which
+                # bfloat16 rounding cost test AUC on frappe.
+                with torch.autocast(device_type, enabled=False):
+                    hidden = layer(hidden.float())
+                continue
+            hidden = _apply(layer, hidden, generator, dtype)
+        return first_order + bias + second_order + _apply(self.dnn_output, hidden, generator, dtype)
 
 
-def _apply(layer, x, generator):
-    """Call ``layer`` on ``x``, in the dtype of ``x`` when its parameters differ."""
+def _autocast_enabled(device_type):
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
+
+
+def _apply(layer, x, generator, dtype=None):
+    """Call ``layer`` on ``x``; with ``dtype``, in that dtype when its parameters differ.
+
+    Without ``dtype``, mixed dtypes are left to autocast.
+    """
     if isinstance(layer, GeneratorDropout):
         return layer(x, generator)
+    if dtype is None:
+        return layer(x)
     if isinstance(layer, nn.Linear) and layer.weight.dtype != x.dtype:
-        bias = None if layer.bias is None else layer.bias.to(x.dtype)
-        return F.linear(x, layer.weight.to(x.dtype), bias)
+        bias = None if layer.bias is None else _cast(layer.bias, x.dtype)
+        return F.linear(x, _cast(layer.weight, x.dtype), bias)
     if isinstance(layer, nn.BatchNorm1d) and layer.weight.dtype != x.dtype:
         if layer.training:
             raise ValueError("A dtype other than the parameters' is for inference (eval mode) only.")
         return F.batch_norm(
             x,
+            # Not cached: BatchNorm updates its running statistics in place
+            # without moving their version counters.
             layer.running_mean.to(x.dtype),
             layer.running_var.to(x.dtype),
-            layer.weight.to(x.dtype),
-            layer.bias.to(x.dtype),
+            _cast(layer.weight, x.dtype),
+            _cast(layer.bias, x.dtype),
             training=False,
             eps=layer.eps,
         )
     return layer(x)
+
+
+#: Copies of parameters in another dtype, by ``id`` of the parameter (with a
+#: weak reference to check it is the same one): converting the DNN's weights
+#: took most of a one-row prediction's time.
+_CASTS = {}
+_CASTS_LOCK = threading.Lock()
+
+
+def _cast(tensor, dtype):
+    """``tensor`` (a parameter) in ``dtype``, converted once while it stays unchanged.
+
+    Entries are dropped by ``DeepFMNetwork.train``; buffers changed in place
+    by kernels (BatchNorm's running statistics) must not come here.
+    """
+    # The version counter moves with every in-place change (optimiser steps,
+    # load_state_dict); the data pointer with a `.data` assignment.
+    key = (tensor._version, tensor.data_ptr(), dtype, tensor.device)
+    with _CASTS_LOCK:
+        cached = _CASTS.get(id(tensor))
+    if cached is not None and cached[0]() is tensor and cached[1] == key:
+        return cached[2]
+    converted = tensor.detach().to(dtype)
+    ident = id(tensor)
+    with _CASTS_LOCK:
+        _CASTS[ident] = (weakref.ref(tensor, lambda _: _CASTS.pop(ident, None)), key, converted)
+    return converted

@@ -16,6 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ._optim import DeepFMOptimizer, plan_rows
+
 #: Rows per forward pass at prediction time. Fixed, so that a row's score
 #: never depends on how a caller batches its rows.
 PREDICT_CHUNK_SIZE = 8192
@@ -57,6 +59,43 @@ def seeded_generator(seed, device="cpu"):
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def bfloat16_supported(device):
+    """Whether ``device`` computes in bfloat16 natively.
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: AVX-512 BF16 or AMX
+    instructions; elsewhere bfloat16 is emulated and slower than float32.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # torch.cpu exposes these checks as private functions only.
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve_mixed_precision(mixed_precision, device):
+    """Whether to train in bfloat16 autocast on ``device``.
+
+    "auto": where :func:`bfloat16_supported`. True where it is not raises a
+    ValueError naming ``mixed_precision``.
+    """
+    if mixed_precision == "auto":
+        return bfloat16_supported(device)
+    if mixed_precision is True or mixed_precision is False:
+        if mixed_precision and not bfloat16_supported(device):
+            raise ValueError(
+                f"The 'mixed_precision' parameter is True, but {torch.device(device)} has no native "
+                "bfloat16 support (a CPU with AVX-512 BF16 or AMX, or a CUDA GPU with bfloat16). "
+                "Use mixed_precision='auto' or False."
+            )
+        return mixed_precision
+    raise ValueError(
+        f"The 'mixed_precision' parameter must be 'auto', True or False. Got {mixed_precision!r} instead."
+    )
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Settings of one training run; see DeepFMClassifier for their meaning."""
@@ -74,6 +113,9 @@ class TrainingConfig:
     #: "log_loss" (binary or multiclass cross-entropy, by the number of
     #: outputs), "squared_error" or "huber" (regression).
     loss: str = "log_loss"
+    #: bfloat16 autocast for the forward pass: "auto" where the device runs it
+    #: natively (see :func:`resolve_mixed_precision`), True, or False.
+    mixed_precision: bool | str = "auto"
 
 
 @dataclass
@@ -114,19 +156,19 @@ def _loss_function(loss, n_outputs):
     return lambda logits, target: F.cross_entropy(logits, target, reduction="none")
 
 
-def _optimizer(network, config):
+def _optimizer(network, config, device):
     # L2 as Adam's (coupled) weight decay: `embedding_alpha` on the embedding
     # and first-order tables, `alpha` on the dense layers. On the tables it
-    # acts on every row at every step, so rows seen rarely shrink towards
-    # zero: the regularisation that measured best on frappe.
-    tables = [network.embedding.weight, network.linear.weight]
-    dense = [p for p in network.parameters() if all(p is not t for t in tables)]
-    return torch.optim.Adam(
-        [
-            {"params": tables, "weight_decay": config.embedding_alpha},
-            {"params": dense, "weight_decay": config.alpha},
-        ],
+    # acts on every row at every step (caught up lazily, see LazyTableAdam),
+    # so rows seen rarely shrink towards zero: the regularisation that
+    # measured best on frappe.
+    return DeepFMOptimizer(
+        network,
         lr=config.learning_rate,
+        alpha=config.alpha,
+        embedding_alpha=config.embedding_alpha,
+        # One kernel per step for all dense tensors (CPU and CUDA).
+        fused=device.type in ("cpu", "cuda"),
     )
 
 
@@ -151,8 +193,13 @@ class DeviceRows:
         if data.values is not None:
             self.values = torch.as_tensor(np.ascontiguousarray(data.values, dtype=np.float32), device=device)
         self.bags = []
+        # Host copies of the lengths: a batch's element count is known
+        # without reading it back from the device.
+        self._host_lengths = []
         for index, (elements, lengths) in sorted(data.bags.items()):
-            lengths = torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device)
+            host_lengths = np.asarray(lengths, dtype=np.int64)
+            self._host_lengths.append(host_lengths)
+            lengths = torch.as_tensor(host_lengths, device=device)
             elements = torch.as_tensor(np.asarray(elements, dtype=np.int64), device=device)
             self.bags.append((index, elements, torch.cumsum(lengths, 0) - lengths, lengths))
 
@@ -167,18 +214,57 @@ class DeviceRows:
             [(index, elements, starts) for index, elements, starts, _ in self.bags],
         )
 
-    def gather(self, rows):
-        """(codes, values, bags) of ``rows``, a 1-D index tensor on the device."""
+    def element_counts(self, order, bounds):
+        """Elements of each multi-valued field in each batch of an epoch, computed on the host.
+
+        ``order`` (CPU tensor or array) lists the rows of the epoch, ``bounds``
+        the batches' start and stop in it. Returns one tuple per batch, one
+        count per multi-valued field: :meth:`gather`'s ``element_counts``.
+        """
+        if not self.bags:
+            return [()] * len(bounds)
+        order = np.asarray(order)
+        starts = [start for start, _ in bounds]
+        counts = [np.add.reduceat(lengths[order], starts) for lengths in self._host_lengths]
+        return [tuple(int(c[i]) for c in counts) for i in range(len(bounds))]
+
+    def gather(self, rows, element_counts=None):
+        """(codes, values, bags) of ``rows``, a 1-D index tensor on the device.
+
+        ``element_counts`` (from :meth:`element_counts`) saves reading each
+        multi-valued field's element count back from the device.
+        """
         values = None if self.values is None else self.values[rows]
         bags = []
-        for index, elements, starts, lengths in self.bags:
+        for i, (index, elements, starts, lengths) in enumerate(self.bags):
             taken = lengths[rows]
             new_starts = torch.cumsum(taken, 0) - taken
-            total = int(taken.sum())
+            total = int(taken.sum()) if element_counts is None else element_counts[i]
             positions = torch.repeat_interleave(starts[rows] - new_starts, taken, output_size=total)
             positions += torch.arange(total, device=self.device)
             bags.append((index, elements[positions], new_starts))
         return self.codes[rows], values, bags
+
+
+def sparse_forward(network, tables, codes, values, bags, generator, *, static_shape):
+    """Training logits through a small tensor of the table rows the batch uses.
+
+    Returns ``(logits, plan, leaf)``: after ``backward``, ``leaf.grad`` holds
+    the gradient of the plan's rows, for ``tables.step(plan, leaf)``
+    (``tables`` a :class:`LazyTableAdam`). Neither the lookup's backward nor
+    the optimiser then touches the rest of the tables.
+    """
+    rows, bag_rows = network.table_rows(codes, bags)
+    lookups = [rows.reshape(-1)] + [element_rows for _, element_rows, _ in bag_rows]
+    plan = plan_rows(torch.cat(lookups) if bag_rows else lookups[0], static_shape=static_shape)
+    leaf = tables.gather(plan)
+    slots = plan.inverse.split([len(lookup) for lookup in lookups])
+    slot_bags = [
+        (field, element_slots, starts)
+        for (field, _, starts), element_slots in zip(bag_rows, slots[1:], strict=True)
+    ]
+    logits = network(slots[0].view(rows.shape), values, slot_bags, generator, table=leaf)
+    return logits, plan, leaf
 
 
 def train(
@@ -229,16 +315,17 @@ def train(
     n_samples = len(rows_t)
     y_t = _as_targets(y, network.n_outputs if config.loss == "log_loss" else 1, device)
     w = np.asarray(sample_weight, dtype=np.float64)
+    w = w / w.max()  # first: the mean of weights near 1e308 overflows
     w_t = torch.as_tensor((w / w.mean()).astype(np.float32), device=device)
     loss_fn = _loss_function(config.loss, network.n_outputs)
-    optimizer = _optimizer(network, config)
+    mixed_precision = resolve_mixed_precision(config.mixed_precision, device)
+    optimizer = _optimizer(network, config, device)
     if optimizer_state is not None:
-        # Keep the moment estimates, but this call's settings (a warm start
+        # Keeps the moment estimates, but this call's settings (a warm start
         # may change learning_rate_init or alpha with set_params).
-        settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
         optimizer.load_state_dict(optimizer_state)
-        for group, setting in zip(optimizer.param_groups, settings, strict=True):
-            group.update(setting)
+    # On CUDA the row plan keeps a static shape: no host sync per step.
+    static_shape = device.type != "cpu"
     shuffle_gen = seeded_generator(config.seed)
     dropout_gen = seeded_generator(config.seed + 1, device)
     bounds = batch_bounds(n_samples, config.batch_size)
@@ -251,21 +338,31 @@ def train(
             started = time.perf_counter()
             network.train()
             if config.shuffle:
-                order = torch.randperm(n_samples, generator=shuffle_gen).to(device)
+                host_order = torch.randperm(n_samples, generator=shuffle_gen)
             else:
-                order = torch.arange(n_samples, device=device)
+                host_order = torch.arange(n_samples)
+            order = host_order.to(device)
+            counts = rows_t.element_counts(host_order, bounds)
             total = torch.zeros((), device=device)
             progress = tqdm(
-                bounds, desc=f"Epoch {epoch}", unit="batch", leave=False, disable=config.verbose < 1
+                range(len(bounds)),
+                desc=f"Epoch {epoch}",
+                unit="batch",
+                leave=False,
+                disable=config.verbose < 1,
             )
-            for start, stop in progress:
+            for b in progress:
+                start, stop = bounds[b]
                 batch = order[start:stop]
-                codes, values, bags = rows_t.gather(batch)
-                logits = network(codes, values, bags, generator=dropout_gen)
-                loss = (loss_fn(logits, y_t[batch]) * w_t[batch]).mean()
-                optimizer.zero_grad(set_to_none=True)
+                codes, values, bags = rows_t.gather(batch, counts[b])
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision):
+                    logits, plan, leaf = sparse_forward(
+                        network, optimizer.tables, codes, values, bags, dropout_gen, static_shape=static_shape
+                    )
+                loss = (loss_fn(logits.float(), y_t[batch]) * w_t[batch]).mean()
+                optimizer.zero_grad()
                 loss.backward()
-                optimizer.step()
+                optimizer.step(plan, leaf)
                 total += loss.detach() * (stop - start)
             epoch_loss = float(total) / n_samples
             if not np.isfinite(epoch_loss):

@@ -204,3 +204,56 @@ def test_sum_and_max_pooling(mode, pool):
         torch.testing.assert_close(out[:, 0], expected)
     with pytest.raises(ValueError, match="bag_mode must be 'mean', 'sum' or 'max'"):
         make_net(bag_mode="median")
+
+
+def test_dropout_mask_rate_scale_and_reproducibility():
+    from skdeepfm._network import DROPOUT_LEVELS, dropout_mask
+
+    state = torch.random.get_rng_state()
+    mask = dropout_mask((1000, 400), 0.2, torch.Generator().manual_seed(0), torch.float32, "cpu")
+    again = dropout_mask((1000, 400), 0.2, torch.Generator().manual_seed(0), torch.float32, "cpu")
+    other = dropout_mask((1000, 400), 0.2, torch.Generator().manual_seed(1), torch.float32, "cpu")
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.equal(mask, again)
+    assert not torch.equal(mask, other)
+    rate = round(0.2 * DROPOUT_LEVELS) / DROPOUT_LEVELS
+    assert mask.unique().tolist() == pytest.approx([0.0, 1 / (1 - rate)])
+    assert float((mask == 0).float().mean()) == pytest.approx(0.2, abs=0.003)
+    # Unbiased: the mean multiplier is one.
+    assert float(mask.mean()) == pytest.approx(1.0, abs=0.005)
+    # Columns and rows are independent of each other (no repeated bytes).
+    assert float((mask[:, 0] == 0).float().mean()) == pytest.approx(0.2, abs=0.05)
+    assert dropout_mask((3, 5), 1.0, None, torch.float32, "cpu").abs().sum() == 0
+    assert torch.equal(dropout_mask((3, 5), 1e-4, None, torch.float32, "cpu"), torch.ones(3, 5))
+
+
+def test_lookup_in_a_given_table_matches_the_network_tables():
+    net = make_net(n_outputs=3).eval()
+    elements, starts = torch.tensor([10, 3, 7]), torch.tensor([0, 2, 2, 3])
+    bags = [(3, elements, starts)]
+    table = torch.cat([net.embedding.weight, net.linear.weight], 1)
+    rows, bag_rows = net.table_rows(SEED_BATCH, bags)
+    with torch.no_grad():
+        torch.testing.assert_close(net(rows, bags=bag_rows, table=table), net(SEED_BATCH, bags=bags))
+
+
+def test_float64_weights_are_converted_once_and_follow_changes():
+    from skdeepfm._network import _cast
+
+    net = make_net().eval()
+    weight = net.dnn[0].weight
+    assert _cast(weight, torch.float64) is _cast(weight, torch.float64)
+    before = net(SEED_BATCH, dtype=torch.float64)
+    with torch.no_grad():
+        weight.mul_(2.0)
+    assert torch.equal(_cast(weight, torch.float64), weight.double())
+    assert not torch.equal(before, net(SEED_BATCH, dtype=torch.float64))
+
+
+def test_float64_prediction_follows_batchnorm_statistics_and_training():
+    net = make_net().eval()
+    before = net(SEED_BATCH, dtype=torch.float64)
+    net.train()(SEED_BATCH, generator=torch.Generator().manual_seed(0))  # moves the running statistics
+    after = net.eval()(SEED_BATCH, dtype=torch.float64)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after.float(), net(SEED_BATCH), rtol=1e-5, atol=1e-6)

@@ -8,8 +8,10 @@ from skdeepfm._training import (
     PREDICT_CHUNK_SIZE,
     TrainingConfig,
     batch_bounds,
+    bfloat16_supported,
     predict_logits,
     resolve_device,
+    resolve_mixed_precision,
     train,
 )
 
@@ -227,3 +229,101 @@ def test_cuda_out_of_memory_suggests_a_smaller_batch(monkeypatch):
     monkeypatch.setattr(network, "forward", out_of_memory)
     with pytest.raises(MemoryError, match="batch_size=64. Try a smaller batch_size"):
         train(network, X, y, np.ones(len(y)), config(), device=CPU)
+
+
+@pytest.mark.parametrize("mixed_precision", [False, "auto"])
+def test_training_is_repeatable_in_each_precision(mixed_precision):
+    X, y = toy()
+    state = torch.random.get_rng_state()
+    a, b = net(), net()
+    cfg = config(max_iter=2, mixed_precision=mixed_precision)
+    ha = train(a, X, y, np.ones(len(y)), cfg, device=CPU)
+    hb = train(b, X, y, np.ones(len(y)), cfg, device=CPU)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert ha.loss_curve == hb.loss_curve
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+def test_mixed_precision_settings(monkeypatch):
+    from skdeepfm import _training
+
+    assert resolve_mixed_precision(False, CPU) is False
+    assert resolve_mixed_precision("auto", CPU) is _training.bfloat16_supported(CPU)
+    monkeypatch.setattr(_training, "bfloat16_supported", lambda device: False)
+    assert resolve_mixed_precision("auto", CPU) is False
+    with pytest.raises(
+        ValueError, match="'mixed_precision' parameter is True, but cpu has no native bfloat16"
+    ):
+        resolve_mixed_precision(True, CPU)
+    X, y = toy(200)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        train(net(), X, y, np.ones(len(y)), config(mixed_precision=True), device=CPU)
+    with pytest.raises(ValueError, match="must be 'auto', True or False"):
+        resolve_mixed_precision("yes", CPU)
+    monkeypatch.setattr(_training, "bfloat16_supported", lambda device: True)
+    assert resolve_mixed_precision(True, CPU) is True
+
+
+def test_mixed_precision_learns_as_float32_does():
+    X, y = toy()
+    if not bfloat16_supported(CPU):
+        pytest.skip("no native bfloat16 on this CPU")
+    network = net()
+    train(network, X, y, np.ones(len(y)), config(mixed_precision=True), device=CPU)
+    assert accuracy(network, X, y) > 0.95
+    assert all(p.dtype == torch.float32 for p in network.parameters())
+
+
+def test_optimizer_state_continues_training_and_is_plain():
+    import pickle
+
+    X, y = toy()
+    network = net()
+    first = train(network, X, y, np.ones(len(y)), config(max_iter=2), device=CPU)
+    state = pickle.loads(pickle.dumps(first.optimizer_state))
+    assert state["tables"]["step"] == 2 * len(batch_bounds(len(y), 64))
+    second = train(network, X, y, np.ones(len(y)), config(max_iter=1), device=CPU, optimizer_state=state)
+    assert second.optimizer_state["tables"]["step"] == 3 * len(batch_bounds(len(y), 64))
+    assert second.loss_curve[0] < first.loss_curve[0]
+
+
+def multivalued_toy(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 4, size=(n, 3))
+    lengths = rng.integers(0, 4, size=n)
+    elements = rng.integers(0, 4, size=int(lengths.sum()))
+    return EncodedFields(codes, bags={1: (elements, lengths)}), (codes[:, 0] % 2).astype(np.int64)
+
+
+def test_static_row_plan_gives_the_same_step_as_the_compact_one():
+    # The static plan (CUDA: no host sync) is checked on the CPU.
+    from skdeepfm._optim import DeepFMOptimizer
+    from skdeepfm._training import DeviceRows, sparse_forward
+
+    X, _ = multivalued_toy()
+    rows = DeviceRows(X, CPU)
+    batch = torch.arange(0, 64)
+    counts = rows.element_counts(torch.arange(len(rows)), [(0, 64), (64, len(rows))])
+    assert counts[0] == (int(X.bags[1][1][:64].sum()),)
+    codes, values, bags = rows.gather(batch, counts[0])
+    results = []
+    for static_shape in (False, True):
+        network = net(dropout=0.0)
+        optimizer = DeepFMOptimizer(network, lr=1e-2, alpha=1e-3, embedding_alpha=1e-3)
+        network.train()
+        logits, plan, leaf = sparse_forward(
+            network, optimizer.tables, codes, values, bags, None, static_shape=static_shape
+        )
+        logits.sum().backward()
+        optimizer.step(plan, leaf)
+        results.append((logits.detach(), network.embedding.weight.detach(), network.linear.weight.detach()))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_multivalued_fields_train():
+    X, y = multivalued_toy(600)
+    network = net()
+    history = train(network, X, y, np.ones(len(y)), config(max_iter=5), device=CPU)
+    assert history.loss_curve[-1] < history.loss_curve[0]

@@ -1,0 +1,198 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from skdeepfm import DeepFMNetwork
+from skdeepfm._optim import DeepFMOptimizer, LazyTableAdam, plan_rows
+
+
+def tables(n_rows=12, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(n_rows, 4, generator=gen) * 0.05, torch.randn(n_rows, 1, generator=gen) * 0.05]
+
+
+def lazy_run(batches, weight_decay, *, static_shape=False, n_rows=12, lr=1e-2):
+    """Tables after lazy Adam steps on the loss sum(table[rows] * target) per batch."""
+    params = tables(n_rows)
+    opt = LazyTableAdam(params, lr=lr, weight_decay=weight_decay)
+    for rows, target in batches:
+        plan = plan_rows(rows, static_shape=static_shape)
+        leaf = opt.gather(plan)
+        (leaf[plan.inverse] * target).sum().backward()
+        opt.step(plan, leaf)
+    return params, opt
+
+
+def dense_run(batches, weight_decay, *, n_rows=12, lr=1e-2):
+    params = [p.requires_grad_() for p in tables(n_rows)]
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=False)
+    for rows, target in batches:
+        opt.zero_grad()
+        (torch.cat(params, 1)[rows] * target).sum().backward()
+        opt.step()
+    return [p.detach() for p in params]
+
+
+def random_batches(n_steps, n_rows, per_batch, seed=0, every_row=False):
+    gen = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n_steps):
+        rows = torch.randint(0, n_rows, (per_batch,), generator=gen)
+        if every_row:
+            rows = torch.cat([torch.arange(n_rows), rows])
+        batches.append((rows, torch.randn(len(rows), 5, generator=gen)))
+    return batches
+
+
+@pytest.mark.parametrize("static_shape", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_matches_dense_adam_when_every_row_is_in_every_batch(static_shape, weight_decay):
+    batches = random_batches(30, 12, 20, every_row=True)
+    lazy, _ = lazy_run(batches, weight_decay, static_shape=static_shape)
+    dense = dense_run(batches, weight_decay)
+    for a, b in zip(lazy, dense, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-4])
+def test_catching_up_follows_dense_adam_on_rows_a_batch_misses(weight_decay):
+    # Rows 0-3 in every batch, rows 4-11 rarely: dense Adam keeps moving the
+    # rare ones (momentum, decay); the lazy one moves them when next used.
+    gen = torch.Generator().manual_seed(1)
+    batches = []
+    for step in range(300):
+        rare = torch.tensor([4 + step % 8]) if step % 5 == 0 else torch.empty(0, dtype=torch.int64)
+        rows = torch.cat([torch.arange(4), rare])
+        batches.append((rows, torch.randn(len(rows), 5, generator=gen) * 1e-3))
+    # A last batch with every row, so that every row has caught up.
+    batches.append((torch.arange(12), torch.zeros(12, 5)))
+    lazy, _ = lazy_run(batches, weight_decay, lr=1e-3)
+    dense = dense_run(batches, weight_decay, lr=1e-3)
+    start = torch.cat(tables(), 1)
+    lazy_all, dense_all = torch.cat(lazy, 1), torch.cat(dense, 1)
+    # The rows seen at every step match closely ...
+    torch.testing.assert_close(lazy_all[:4], dense_all[:4], rtol=1e-4, atol=1e-6)
+    # ... the rare ones within a few percent of how far dense Adam moved them.
+    moved = (dense_all[4:] - start[4:]).abs()
+    error = (lazy_all[4:] - dense_all[4:]).abs()
+    assert moved.mean() > 1e-3
+    assert error.mean() < 0.05 * moved.mean()
+
+
+def test_decay_pulls_unused_rows_to_zero_as_dense_adam_does():
+    # Rows 6-11 only in the first batch: whole-table decay shrinks them after.
+    batches = [(torch.arange(12), torch.randn(12, 5, generator=torch.Generator().manual_seed(2)) * 1e-3)]
+    batches += [
+        (torch.arange(6), torch.randn(6, 5, generator=torch.Generator().manual_seed(s)) * 1e-3)
+        for s in range(200)
+    ]
+    batches.append((torch.arange(12), torch.zeros(12, 5)))
+    lazy, _ = lazy_run(batches, 1e-4, lr=1e-3)
+    dense = dense_run(batches, 1e-4, lr=1e-3)
+    without_decay, _ = lazy_run(batches, 0.0, lr=1e-3)
+    lazy_norm = torch.cat(lazy, 1)[6:].abs().mean()
+    dense_norm = torch.cat(dense, 1)[6:].abs().mean()
+    kept_norm = torch.cat(without_decay, 1)[6:].abs().mean()
+    assert dense_norm < 0.7 * kept_norm
+    assert abs(lazy_norm - dense_norm) < 0.1 * dense_norm
+
+
+def test_plan_rows_static_and_compact_agree():
+    rows = torch.tensor([7, 3, 7, 9, 3, 3, 0])
+    compact = plan_rows(rows, static_shape=False)
+    assert compact.unique.tolist() == [0, 3, 7, 9]
+    assert torch.equal(compact.unique[compact.inverse], rows)
+    assert compact.canonical is None
+    static = plan_rows(rows, static_shape=True)
+    assert static.unique.tolist() == [0, 3, 7, 9, 9, 9, 9]
+    assert torch.equal(static.unique[static.inverse], rows)
+    assert static.canonical.tolist() == [0, 1, 2, 3, 3, 3, 3]
+
+
+def test_state_dict_round_trip_continues_identically():
+    batches = random_batches(20, 12, 6, seed=3)
+    params, opt = lazy_run(batches[:10], 1e-2)
+    state = copy.deepcopy(opt.state_dict())
+    assert set(state) == {"step", "exp_avg", "exp_avg_sq", "last_step"}
+    assert isinstance(state["step"], int)
+    resumed_params = [p.clone() for p in params]
+    resumed = LazyTableAdam(resumed_params, lr=1e-2, weight_decay=1e-2)
+    resumed.load_state_dict(state)
+    for optimizer in (opt, resumed):
+        for rows, target in batches[10:]:
+            plan = plan_rows(rows, static_shape=False)
+            leaf = optimizer.gather(plan)
+            (leaf[plan.inverse] * target).sum().backward()
+            optimizer.step(plan, leaf)
+    for a, b in zip(params, resumed_params, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_load_state_dict_rejects_other_shapes():
+    _, opt = lazy_run(random_batches(2, 12, 4), 0.0)
+    other = LazyTableAdam(tables(n_rows=5), lr=1e-2, weight_decay=0.0)
+    with pytest.raises(ValueError, match="exp_avg has shape"):
+        other.load_state_dict(opt.state_dict())
+
+
+def small_network(seed=0):
+    return DeepFMNetwork(
+        [4, 5, 6], embedding_dim=3, hidden_layer_sizes=(8,), generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def test_deepfm_optimizer_state_is_plain_and_keeps_new_hyperparameters():
+    network = small_network()
+    opt = DeepFMOptimizer(network, lr=1e-3, alpha=1e-2, embedding_alpha=1e-4)
+    codes = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    rows, _ = network.table_rows(codes)
+    plan = plan_rows(rows.reshape(-1), static_shape=False)
+    leaf = opt.tables.gather(plan)
+    network.train()(
+        plan.inverse.view(rows.shape), table=leaf, generator=torch.Generator().manual_seed(0)
+    ).sum().backward()
+    opt.step(plan, leaf)
+    state = opt.state_dict()
+    assert set(state) == {"dense", "tables"}
+
+    resumed = DeepFMOptimizer(network, lr=5e-4, alpha=0.0, embedding_alpha=0.0)
+    resumed.load_state_dict(copy.deepcopy(state))
+    assert resumed.dense.param_groups[0]["lr"] == 5e-4
+    assert resumed.dense.param_groups[0]["weight_decay"] == 0.0
+    assert resumed.tables.step_count == 1
+    torch.testing.assert_close(resumed.tables.exp_avg, opt.tables.exp_avg)
+
+
+def test_deepfm_optimizer_reads_a_single_adam_state():
+    # Models trained before the lazy tables kept one torch.optim.Adam, table group first.
+    network = small_network()
+    tables_ = [network.embedding.weight, network.linear.weight]
+    dense = [p for p in network.parameters() if all(p is not t for t in tables_)]
+    adam = torch.optim.Adam(
+        [{"params": tables_, "weight_decay": 1e-4}, {"params": dense, "weight_decay": 1e-2}]
+    )
+    network.train()(
+        torch.tensor([[0, 1, 2], [3, 4, 5]]), generator=torch.Generator().manual_seed(0)
+    ).sum().backward()
+    adam.step()
+    opt = DeepFMOptimizer(network, lr=1e-3, alpha=1e-2, embedding_alpha=1e-4)
+    opt.load_state_dict(adam.state_dict())
+    assert opt.tables.step_count == 1
+    assert torch.all(opt.tables.last_step == 1)
+    expected = torch.cat([adam.state[t]["exp_avg"] for t in tables_], 1)
+    torch.testing.assert_close(opt.tables.exp_avg, expected)
+    for param in dense:
+        torch.testing.assert_close(opt.dense.state[param]["exp_avg"], adam.state[param]["exp_avg"])
+
+
+def test_unused_rows_are_never_read_or_written():
+    # Step cost must not grow with the vocabulary: rows outside the batch stay as they are.
+    params, opt = lazy_run([(torch.tensor([1, 2, 2]), torch.ones(3, 5))], 1e-2)
+    start = tables()
+    untouched = np.setdiff1d(np.arange(12), [1, 2])
+    for after, before in zip(params, start, strict=True):
+        assert torch.equal(after[untouched], before[untouched])
+        assert not torch.equal(after[[1, 2]], before[[1, 2]])
+    assert opt.last_step.tolist() == [0, 1, 1] + [0] * 9
