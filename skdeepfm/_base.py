@@ -104,6 +104,7 @@ class BaseDeepFM(BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "device": [str],
+        "mixed_precision": ["boolean", StrOptions({"auto"})],
         **{name: FieldEncoder._parameter_constraints[name] for name in ENCODER_PARAMETERS},
         "multivalue_pooling": [StrOptions({"mean", "sum", "max"})],
     }
@@ -220,6 +221,7 @@ class BaseDeepFM(BaseEstimator):
             shuffle=self.shuffle,
             verbose=self.verbose,
             seed=seed,
+            mixed_precision=self.mixed_precision,
             **self._config_extras(),
         )
         if continuing:

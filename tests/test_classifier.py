@@ -477,3 +477,20 @@ def test_multivalue_pooling_reaches_the_network():
     assert np.isfinite(clf.predict_proba(X)).all()
     with pytest.raises(InvalidParameterError, match="The 'multivalue_pooling' parameter"):
         DeepFMClassifier(multivalue_pooling="median").fit(X, y)
+
+
+def test_mixed_precision_reaches_training(monkeypatch, interaction_data):
+    from skdeepfm import _training
+
+    X, y = interaction_data
+    fp32 = DeepFMClassifier(**SMALL, max_iter=2, mixed_precision=False).fit(X, y)
+    again = DeepFMClassifier(**SMALL, max_iter=2, mixed_precision=False).fit(X, y)
+    np.testing.assert_array_equal(fp32.predict_proba(X), again.predict_proba(X))
+    monkeypatch.setattr(_training, "bfloat16_supported", lambda device: True)
+    bf16 = DeepFMClassifier(**SMALL, max_iter=2, mixed_precision=True).fit(X, y)
+    assert not np.array_equal(bf16.predict_proba(X), fp32.predict_proba(X))
+    np.testing.assert_allclose(bf16.predict_proba(X), fp32.predict_proba(X), atol=0.05)
+    monkeypatch.setattr(_training, "bfloat16_supported", lambda device: False)
+    with pytest.raises(ValueError, match="'mixed_precision' parameter is True"):
+        fp32.set_params(mixed_precision=True).fit(X, y)
+    np.testing.assert_array_equal(fp32.predict_proba(X), again.predict_proba(X))
