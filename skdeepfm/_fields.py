@@ -60,7 +60,12 @@ def validate_fields(estimator, X, *, reset):
                 f"X has duplicated column names {duplicated!r}; each column of X is a field and "
                 f"{type(estimator).__name__} needs a distinct name for each."
             )
-        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        names = getattr(estimator, "feature_names_in_", None)
+        if reset or names is None or list(X.columns) != names.tolist():
+            # scikit-learn's checks and messages for names and counts. The
+            # columns of fit, in order, pass them: skipped for speed (one-row
+            # predictions).
+            validate_data(estimator, X, reset=reset, skip_check_array=True)
         n_samples, n_fields = X.shape
         if n_samples == 0:
             raise ValueError(
@@ -179,6 +184,18 @@ def infrequent_mask(counts, n_samples, min_frequency, max_categories):
 _VOCABULARY_INDEXES = weakref.WeakKeyDictionary()
 
 
+#: Up to this many values are looked up one by one (see CategoricalField._lookup).
+_FEW_VALUES = 8
+
+
+def _position(index, value):
+    """Position of ``value`` in a unique ``index``, or -1."""
+    try:
+        return index.get_loc(_hashable(value))
+    except (KeyError, TypeError):
+        return -1
+
+
 def _object_index(values):
     """``pd.Index`` of ``values``; object arrays stay objects (no string inference)."""
     return pd.Index(values, dtype=object if values.dtype.kind == "O" else None, tupleize_cols=False)
@@ -247,12 +264,19 @@ class CategoricalField:
         Costs O(len(values)): a few rows against a vocabulary of millions
         (one-row predictions) do not pay for the vocabulary.
         """
+        missing = pd.isna(values)
+        if len(values) <= _FEW_VALUES:
+            # Building an Index of the values costs more than looking each up.
+            index = _vocabulary_index(self, as_object)
+            pairs = zip(values, missing, strict=True)
+            codes = np.array([-1 if gone else _position(index, v) for v, gone in pairs], dtype=np.int64)
+            return codes, missing
         try:
             codes = _vocabulary_index(self, as_object).get_indexer(_object_index(values))
         except TypeError:
             keyed = np.fromiter(map(_hashable, values), dtype=object, count=len(values))
             codes = _vocabulary_index(self, True).get_indexer(_object_index(keyed))
-        return codes, pd.isna(values)
+        return codes, missing
 
     @staticmethod
     def _factorize_with_vocabulary(categories, values):
