@@ -286,3 +286,22 @@ def test_encoding_a_few_rows_matches_encoding_many(cells):
     few = np.concatenate([field.encode(values[i : i + 1]) for i in range(len(values))])
     np.testing.assert_array_equal(few, many)
     assert many[cells.index(None)] == MISSING_INDEX
+
+
+def test_sorted_vocabularies_follow_pandas_order_for_any_strings():
+    # Strings are sorted by pyarrow when it can encode them: the order must be
+    # pandas' (Python's code point order), lone surrogates and NULs included.
+    from skdeepfm._fields import _factorize
+
+    rng = np.random.default_rng(0)
+    alphabet = [*"abcXYZ019 éß中", "\U0001f600", "\ud800", "", "\x00"]
+    for trial in range(100):
+        cells = ["".join(rng.choice(alphabet, rng.integers(0, 4))) for _ in range(rng.integers(1, 60))]
+        if trial % 2:
+            cells = [c.replace("\ud800", "") for c in cells]
+        cells[0] = None if trial % 5 == 0 else cells[0]
+        values = np.array(cells, dtype=object)
+        expected_codes, expected_uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+        codes, uniques = _factorize(values, sort=True)
+        assert list(uniques) == list(expected_uniques)
+        np.testing.assert_array_equal(codes, expected_codes)
