@@ -112,11 +112,18 @@ class LazyTableAdam:
         n_rows = self.tables[0].shape[0]
         first = self.tables[0]
         width = sum(self.widths)
-        self.step_count = 0
+        # The step count lives on the device, so that a step can be replayed
+        # from a CUDA graph: every value a step computes is a tensor.
+        self.step_tensor = torch.zeros((), dtype=torch.int64, device=first.device)
         self.exp_avg = torch.zeros(n_rows, width, dtype=first.dtype, device=first.device)
         self.exp_avg_sq = torch.zeros(n_rows, width, dtype=first.dtype, device=first.device)
         # The step at which each row was last updated; 0 for never.
         self.last_step = torch.zeros(n_rows, dtype=torch.int64, device=first.device)
+
+    @property
+    def step_count(self):
+        """Steps taken so far (read from the device)."""
+        return int(self.step_tensor)
 
     def gather(self, plan):
         """A leaf tensor of the plan's rows, all tables side by side, requiring grad.
@@ -129,9 +136,13 @@ class LazyTableAdam:
 
     @torch.no_grad()
     def step(self, plan, leaf):
-        """Update the plan's rows from ``leaf.grad`` (``leaf`` from :meth:`gather`)."""
-        self.step_count += 1
-        t = self.step_count
+        """Update the plan's rows from ``leaf.grad`` (``leaf`` from :meth:`gather`).
+
+        Issues device work only (no value read back, no Python-side state),
+        so a CUDA graph can capture and replay it.
+        """
+        self.step_tensor += 1
+        t = self.step_tensor
         beta1, beta2 = self.betas
         rows = plan.unique
         grad = leaf.grad
@@ -142,31 +153,39 @@ class LazyTableAdam:
             grad = grad.index_select(0, plan.canonical)
         exp_avg = self.exp_avg.index_select(0, rows)
         exp_avg_sq = self.exp_avg_sq.index_select(0, rows)
-        missed = (t - 1) - self.last_step.index_select(0, rows)
-        param, exp_avg, exp_avg_sq = self._catch_up(param, exp_avg, exp_avg_sq, missed)
+        last = self.last_step.index_select(0, rows)
+        param, exp_avg, exp_avg_sq = self._catch_up(param, exp_avg, exp_avg_sq, last, t)
 
-        # Dense Adam's update, in torch.optim.Adam's order of operations.
+        # Dense Adam's update, in torch.optim.Adam's order of operations; the
+        # bias corrections in float64, as torch computes them from Python floats.
         if self.weight_decay:
             grad = grad.add(param, alpha=self.weight_decay)
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = self.lr / (1 - beta1**t)
-        denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**t)).add_(self.eps)
-        param = param.addcdiv(exp_avg, denom, value=-step_size)
+        t_float = t.double()
+        step_size = self.lr / (1 - beta1**t_float)
+        denom = (exp_avg_sq.sqrt() / (1 - beta2**t_float).sqrt()).add_(self.eps)
+        param = param - exp_avg.div(denom).mul_(step_size)
 
         self.exp_avg.index_copy_(0, rows, exp_avg)
         self.exp_avg_sq.index_copy_(0, rows, exp_avg_sq)
-        self.last_step.index_fill_(0, rows, t)
+        # index_copy_, not index_fill_: a tensor fill value is read back to the host.
+        self.last_step.index_copy_(0, rows, t.expand(len(rows)))
         for table, column in zip(self.tables, param.split(self.widths, 1), strict=True):
             table.index_copy_(0, rows, column)
 
-    def _catch_up(self, param, exp_avg, exp_avg_sq, missed):
-        """Rows, moments after the ``missed`` steps (per row) dense Adam made without them."""
+    def _catch_up(self, param, exp_avg, exp_avg_sq, last, t):
+        """Rows, moments after the steps since ``last`` (per row) that dense Adam made without them.
+
+        ``t`` is the current step (a 0-d tensor); a row last updated at step
+        ``last`` missed ``t - 1 - last`` steps.
+        """
         beta1, beta2 = self.betas
         lr, decay, eps = self.lr, self.weight_decay, self.eps
         log_beta1, log_beta2 = math.log(beta1), math.log(beta2)
+        missed = (t - 1) - last
         span = missed.to(param.dtype).unsqueeze(1) / CATCH_UP_SUBSTEPS
-        start = (self.step_count - 1 - missed).to(param.dtype).unsqueeze(1)
+        start = last.to(param.dtype).unsqueeze(1)
         beta1_k = torch.exp(span * log_beta1)
         beta2_k = torch.exp(span * log_beta2)
         beta2_half = torch.exp(span * (0.5 * log_beta2))
@@ -216,7 +235,7 @@ class LazyTableAdam:
                     f"need {tuple(current.shape)}."
                 )
             current.copy_(value)
-        self.step_count = int(state["step"])
+        self.step_tensor.fill_(int(state["step"]))
 
 
 class DeepFMOptimizer:
@@ -234,13 +253,16 @@ class DeepFMOptimizer:
         L2 of the dense layers and of the tables.
     fused : bool or None, default=None
         Passed to ``torch.optim.Adam`` for the dense layers.
+    capturable : bool, default=False
+        Passed to ``torch.optim.Adam``: its step count stays on the device,
+        so that a CUDA graph can capture the step.
     """
 
-    def __init__(self, network, *, lr, alpha, embedding_alpha, fused=None):
+    def __init__(self, network, *, lr, alpha, embedding_alpha, fused=None, capturable=False):
         tables = [network.embedding.weight, network.linear.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
         self.tables = LazyTableAdam(tables, lr=lr, weight_decay=embedding_alpha)
-        self.dense = torch.optim.Adam(dense, lr=lr, weight_decay=alpha, fused=fused)
+        self.dense = torch.optim.Adam(dense, lr=lr, weight_decay=alpha, fused=fused, capturable=capturable)
         self._dense_params = dense
 
     def zero_grad(self):

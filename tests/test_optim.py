@@ -53,7 +53,10 @@ def test_matches_dense_adam_when_every_row_is_in_every_batch(static_shape, weigh
     lazy, _ = lazy_run(batches, weight_decay, static_shape=static_shape)
     dense = dense_run(batches, weight_decay)
     for a, b in zip(lazy, dense, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+        # Within a float32 rounding or two: the update multiplies by the step
+        # size after dividing (a tensor on the device), as torch's capturable
+        # Adam does, where torch.optim.Adam fuses both with a Python float.
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=2e-8)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-4])
