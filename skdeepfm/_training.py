@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.graph import increment_version
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ._cuda_graph import GraphedSteps
 from ._optim import DeepFMOptimizer, plan_rows
 
 #: Rows per forward pass at prediction time. Fixed, so that a row's score
@@ -169,6 +171,8 @@ def _optimizer(network, config, device):
         embedding_alpha=config.embedding_alpha,
         # One kernel per step for all dense tensors (CPU and CUDA).
         fused=device.type in ("cpu", "cuda"),
+        # On CUDA the whole step may be captured in a CUDA graph.
+        capturable=device.type == "cuda",
     )
 
 
@@ -332,6 +336,28 @@ def train(
     history = TrainingHistory()
     best_state = None
     no_improvement = 0
+    total = torch.zeros((), device=device)
+
+    def step(batch, element_counts=()):
+        codes, values, bags = rows_t.gather(batch, element_counts)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision, cache_enabled=False):
+            logits, plan, leaf = sparse_forward(
+                network, optimizer.tables, codes, values, bags, dropout_gen, static_shape=static_shape
+            )
+        loss = (loss_fn(logits.float(), y_t[batch]) * w_t[batch]).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step(plan, leaf)
+        total.add_(loss.detach() * len(batch))
+
+    # Full-size steps replay from a CUDA graph; multi-valued fields make each
+    # batch's shape differ, so they train eagerly.
+    graphed = GraphedSteps(
+        step,
+        config.batch_size,
+        [dropout_gen],
+        enabled=device.type == "cuda" and not rows_t.bags and _full_steps(bounds, config) >= GRAPH_MIN_STEPS,
+    )
 
     try:
         for epoch in range(1, config.max_iter + 1):
@@ -343,7 +369,7 @@ def train(
                 host_order = torch.arange(n_samples)
             order = host_order.to(device)
             counts = rows_t.element_counts(host_order, bounds)
-            total = torch.zeros((), device=device)
+            total.zero_()
             progress = tqdm(
                 range(len(bounds)),
                 desc=f"Epoch {epoch}",
@@ -353,17 +379,14 @@ def train(
             )
             for b in progress:
                 start, stop = bounds[b]
-                batch = order[start:stop]
-                codes, values, bags = rows_t.gather(batch, counts[b])
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision):
-                    logits, plan, leaf = sparse_forward(
-                        network, optimizer.tables, codes, values, bags, dropout_gen, static_shape=static_shape
-                    )
-                loss = (loss_fn(logits.float(), y_t[batch]) * w_t[batch]).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step(plan, leaf)
-                total += loss.detach() * (stop - start)
+                if rows_t.bags:
+                    step(order[start:stop], counts[b])
+                else:
+                    graphed(order[start:stop])
+            if graphed.replays:
+                # Replayed kernels do not move the version counters that
+                # cached copies of the weights check.
+                _touch(network)
             epoch_loss = float(total) / n_samples
             if not np.isfinite(epoch_loss):
                 raise ValueError(
@@ -410,12 +433,31 @@ def train(
             f"CUDA ran out of memory while training with batch_size={config.batch_size}. "
             "Try a smaller batch_size, or device='cpu'."
         ) from exc
+    finally:
+        graphed.close()
+        optimizer.zero_grad()
 
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
     history.optimizer_state = optimizer.state_dict()
     return history
+
+
+#: Fewest full-size steps in a training call for which a CUDA graph is
+#: captured: the capture costs about as much as a few dozen eager steps.
+GRAPH_MIN_STEPS = 32
+
+
+def _full_steps(bounds, config):
+    """Full-size batches over all epochs of a training call."""
+    return config.max_iter * sum(1 for start, stop in bounds if stop - start == config.batch_size)
+
+
+def _touch(network):
+    """Move the version counter of every parameter, as an in-place change does."""
+    for param in network.parameters():
+        increment_version(param)
 
 
 def predict_logits(network, data, device):

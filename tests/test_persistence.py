@@ -514,8 +514,10 @@ def test_a_model_trained_on_cuda_loads_on_the_cpu(tmp_path):
     loaded = round_trip(gpu, tmp_path)
     assert loaded.network_.offsets.device.type == "cpu"
     assert gpu.network_.offsets.device.type == "cuda"
-    state = loaded._optimizer_state["state"]
-    assert all(t.device.type == "cpu" for moments in state.values() for t in moments.values())
+    dense = loaded._optimizer_state["dense"]["state"]
+    assert all(t.device.type == "cpu" for moments in dense.values() for t in moments.values())
+    tables = loaded._optimizer_state["tables"]
+    assert all(tables[name].device.type == "cpu" for name in ("exp_avg", "exp_avg_sq", "last_step"))
     # The same weights, computed on the CPU: as close as CPU and CUDA kernels get.
     np.testing.assert_allclose(loaded.predict_proba(X), gpu.predict_proba(X), atol=1e-5)
     cpu_copy = pickle.loads(pickle.dumps(gpu))
