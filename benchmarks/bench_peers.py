@@ -50,11 +50,12 @@ Run by hand::
     # smoke test of the script, 2-3 minutes
     python benchmarks/bench_peers.py --epochs 1 --rows 20000 --vocab 1e3,1e5 --time-budget 5 \\
         --latency-calls 20 --only skdeepfm,deepctr,torchfm,seed,logreg
-    # on a GPU, networks only
-    python benchmarks/bench_peers.py --device cuda --only skdeepfm,deepctr,torchfm,seed
+    # on a GPU, networks only (benchmarks/run_gpu_checks.sh)
+    python benchmarks/bench_peers.py --device cuda --epochs 20 --batch-size 4096 \\
+        --only skdeepfm,skdeepfm-fp32,deepctr,torchfm --section peers-gpu --write
 
-``--write`` replaces the ``peers`` section of ``benchmarks/RESULTS.md`` and
-writes ``benchmarks/peers_throughput.png``.
+``--write`` replaces the ``--section`` section (default ``peers``) of
+``benchmarks/RESULTS.md`` and writes ``benchmarks/<section>_throughput.png``.
 """
 
 from __future__ import annotations
@@ -93,7 +94,6 @@ import skdeepfm
 from skdeepfm import DeepFMClassifier, FieldEncoder
 
 HERE = Path(__file__).resolve().parent
-PLOT = HERE / "peers_throughput.png"
 EMBEDDING_DIM = 10
 HIDDEN = (400, 400, 400)
 DROPOUT = 0.2
@@ -745,6 +745,7 @@ def _vocabularies(text):
 
 
 def main():
+    global BATCH_SIZE
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -758,8 +759,14 @@ def main():
     parser.add_argument("--skip-frappe", action="store_true")
     parser.add_argument("--skip-generated", action="store_true")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--write", action="store_true", help="write RESULTS.md section peers and the plot")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="rows per batch of every network")
+    parser.add_argument("--write", action="store_true", help="write the RESULTS.md section and the plot")
+    parser.add_argument(
+        "--section", default="peers", help="RESULTS.md section to write; the plot is <section>_throughput.png"
+    )
     args = parser.parse_args()
+    BATCH_SIZE = args.batch_size
+    plot_path = HERE / f"{args.section}_throughput.png"
     names = MODELS if args.only is None else [n for n in MODELS if n in args.only.split(",")]
     unknown = sorted(set(args.only.split(",")) - set(MODELS)) if args.only else []
     if unknown:
@@ -814,11 +821,11 @@ def main():
             *generated_lines(args, sweep, encoders, memory_lines, ratio_lines),
         ]
         if args.write:
-            plot(sweep, PLOT, f"{args.rows:,} rows x 26 fields, {args.device}, {machine.split(';')[0]}")
-            lines += ["", f"![training rows/s against V]({PLOT.name})"]
+            plot(sweep, plot_path, f"{args.rows:,} rows x 26 fields, {args.device}, {machine.split(';')[0]}")
+            lines += ["", f"![training rows/s against V]({plot_path.name})"]
     print("\n".join(lines))
     if args.write:
-        write_section("peers", "\n".join(lines))
+        write_section(args.section, "\n".join(lines))
 
 
 if __name__ == "__main__":
