@@ -59,15 +59,19 @@ class GraphedSteps:
         """Train on the rows ``batch``: replayed, captured or eager."""
         if not self.enabled or len(batch) != self.batch_size:
             self.step(batch)
-        elif self._graph is not None:
-            self._batch.copy_(batch)
-            self._graph.replay()
-            self.replays += 1
-        elif self.warmup_left > 0:
-            self.warmup_left -= 1
-            self._on_side_stream(batch)
-        else:
-            self._capture(batch)
+            return
+        # Capture and replay use the current device's streams: make it the
+        # batch's device (a model on "cuda:1" while "cuda:0" is current).
+        with torch.cuda.device(batch.device):
+            if self._graph is not None:
+                self._batch.copy_(batch)
+                self._graph.replay()
+                self.replays += 1
+            elif self.warmup_left > 0:
+                self.warmup_left -= 1
+                self._on_side_stream(batch)
+            else:
+                self._capture(batch)
 
     def _on_side_stream(self, batch):
         side = torch.cuda.Stream(device=batch.device)
