@@ -364,6 +364,19 @@ class BaseDeepFM(BaseEstimator):
         -------
         interactions : pandas.DataFrame of shape (n_fields, n_fields)
             Symmetric, indexed by the field names on both axes.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> interactions = clf.field_interactions()
+        >>> interactions.shape, list(interactions.columns)
+        ((2, 2), ['device', 'ad'])
+        >>> clf.field_interactions(X.head(10)).shape
+        (2, 2)
         """
         from ._insight import field_interactions
 

@@ -271,6 +271,16 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         -------
         self : DeepFMClassifier
             The fitted classifier.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> clf.n_features_in_, clf.classes_.tolist()
+        (2, ['click', 'skip'])
         """
         return self._fit_public(X, y, sample_weight)
 
@@ -302,6 +312,19 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         -------
         self : DeepFMClassifier
             The updated classifier.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0)
+        >>> for start in range(0, 100, 25):
+        ...     chunk = slice(start, start + 25)
+        ...     clf = clf.partial_fit(X.iloc[chunk], y[chunk], classes=["click", "skip"])
+        >>> clf.n_iter_
+        4
         """
         return self._partial_fit_public(X, y, sample_weight, classes=classes)
 
@@ -388,6 +411,16 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
             For two classes, the log-odds of ``classes_[1]``; otherwise one
             logit per class.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> clf.decision_function(X.head(3)).shape
+        (3,)
         """
         logits = self._logits(X)
         return logits[:, 0] if logits.shape[1] == 1 else logits
@@ -404,6 +437,17 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``; rows sum to one.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> proba = clf.predict_proba(X.head(3))
+        >>> proba.shape, bool(abs(proba.sum(axis=1) - 1).max() < 1e-12)
+        ((3, 2), True)
         """
         logits = self._logits(X)
         if logits.shape[1] == 1:
@@ -423,6 +467,16 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
             Computed from the logits without overflow.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> clf.predict_log_proba(X.head(3)).shape
+        (3, 2)
         """
         logits = self._logits(X)
         if logits.shape[1] == 1:
@@ -441,6 +495,16 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         -------
         y : ndarray of shape (n_samples,)
             Labels from ``classes_``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMClassifier
+        >>> X = pd.DataFrame({"device": ["phone", "tablet"] * 50, "ad": ["shoes", "games"] * 50})
+        >>> y = ["click", "skip"] * 50
+        >>> clf = DeepFMClassifier(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> clf.predict(pd.DataFrame({"device": ["tablet"], "ad": ["games"]}))
+        array(['skip'], dtype='<U5')
         """
         logits = self._logits(X)
         if logits.shape[1] == 1:

@@ -256,6 +256,14 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         -------
         self : FieldEncoder
             The fitted encoder.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import FieldEncoder
+        >>> X = pd.DataFrame({"device": ["phone", "tablet", "phone"], "age": [25, 31, 25]})
+        >>> FieldEncoder().fit(X).field_dims_
+        array([5, 5])
         """
         self._fit_columns(validate_fields(self, X, reset=True))
         return self
@@ -352,6 +360,16 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
             or their hashed codes with ``hash_buckets``; :data:`MISSING_INDEX`
             for missing values), scaled numeric values and arrays of element
             codes; see Notes for the dtype.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import FieldEncoder
+        >>> X = pd.DataFrame({"device": ["phone", "tablet", "phone"], "age": [25, 31, 25]})
+        >>> FieldEncoder().fit(X).transform(X)
+        array([[3, 3],
+               [4, 4],
+               [3, 3]])
         """
         check_is_fitted(self)
         return self._to_array(self._encode_columns(validate_fields(self, X, reset=False)))
@@ -393,6 +411,16 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         ------
         ValueError
             If a field is hashed (``hash_buckets``): hashing is one-way.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import FieldEncoder
+        >>> X = pd.DataFrame({"device": ["phone", "tablet", "phone"], "age": [25, 31, 25]})
+        >>> enc = FieldEncoder().fit(X)
+        >>> enc.inverse_transform(enc.transform(X.head(2)))
+        array([['phone', 25],
+               ['tablet', 31]], dtype=object)
         """
         check_is_fitted(self)
         hashed = [j for j, categories in enumerate(self.categories_) if categories is None]

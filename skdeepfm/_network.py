@@ -202,7 +202,17 @@ class DeepFMNetwork(nn.Module):
         self.to(device)
 
     def train(self, mode=True):
-        """Set training mode; also forgets the cached float64 copies of the weights."""
+        """Set training mode; also forgets the cached float64 copies of the weights.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> net.train().training, net.eval().training
+        (True, False)
+        """
         # Training changes the weights, and not every in-place kernel (fused
         # optimisers) moves the version counters that _cast checks.
         with _CASTS_LOCK:
@@ -218,6 +228,18 @@ class DeepFMNetwork(nn.Module):
         config : dict
             Plain Python values (lists, ints, floats, bools, strings):
             ``DeepFMNetwork(**config)`` has the same shapes as this network.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> config = net.get_config()
+        >>> config["field_dims"], config["hidden_layer_sizes"]
+        ([10, 5], [8])
+        >>> DeepFMNetwork(**config).embedding.weight.shape
+        torch.Size([15, 4])
         """
         return {
             "field_dims": list(self.field_dims),
@@ -237,6 +259,18 @@ class DeepFMNetwork(nn.Module):
         Embeddings ~ N(0, ``init_std``), first-order weights and bias zero,
         dense layers as PyTorch's default (Kaiming-uniform). The rows of the
         reserved unknown code are zero.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> net.reset_parameters(torch.Generator().manual_seed(0))
+        >>> first = net.embedding.weight.detach().clone()
+        >>> net.reset_parameters(torch.Generator().manual_seed(0))
+        >>> torch.equal(first, net.embedding.weight)
+        True
         """
         nn.init.normal_(self.embedding.weight, 0.0, self.init_std, generator=generator)
         nn.init.zeros_(self.linear.weight)
@@ -268,6 +302,17 @@ class DeepFMNetwork(nn.Module):
             ``codes`` shifted into each field's rows.
         bag_rows : list of (int, torch.Tensor, torch.Tensor)
             ``bags`` with the elements' codes shifted likewise.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> rows, bag_rows = net.table_rows(codes)
+        >>> rows
+        tensor([[ 3, 11],
+                [ 7, 14]])
         """
         rows = codes + self.offsets
         bag_rows = [(field, elements + self.offsets[field], starts) for field, elements, starts in bags]
@@ -304,6 +349,16 @@ class DeepFMNetwork(nn.Module):
             multi-valued fields, times ``values`` when given).
         first_order : torch.Tensor of shape (n_samples, n_fields, n_outputs)
             Only with ``with_first_order``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> vectors, first_order = net.field_vectors(codes, with_first_order=True)
+        >>> vectors.shape, first_order.shape
+        (torch.Size([2, 2, 4]), torch.Size([2, 2, 1]))
         """
         rows, bag_rows = self.table_rows(codes, bags)
         emb = self._pool(self.embedding.weight, rows, bag_rows)
@@ -347,6 +402,17 @@ class DeepFMNetwork(nn.Module):
         Returns
         -------
         logits : torch.Tensor of shape (n_samples, n_outputs)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> net.eval()(codes).shape
+        torch.Size([2, 1])
+        >>> net(codes, dtype=torch.float64).dtype
+        torch.float64
         """
         if table is None:
             emb, first_order = self.field_vectors(codes, bags=bags, with_first_order=True)

@@ -240,6 +240,16 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         -------
         self : DeepFMRegressor
             The fitted regressor.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMRegressor
+        >>> X = pd.DataFrame({"user": ["ann", "bob"] * 50, "movie": ["alien", "heat"] * 50})
+        >>> y = [5.0, 1.0] * 50
+        >>> reg = DeepFMRegressor(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> reg.n_features_in_, reg.n_iter_ > 0
+        (2, True)
         """
         return self._fit_public(X, y, sample_weight)
 
@@ -264,6 +274,18 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         -------
         self : DeepFMRegressor
             The updated regressor.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMRegressor
+        >>> X = pd.DataFrame({"user": ["ann", "bob"] * 50, "movie": ["alien", "heat"] * 50})
+        >>> y = [5.0, 1.0] * 50
+        >>> reg = DeepFMRegressor(hidden_layer_sizes=(16,), random_state=0)
+        >>> for start in range(0, 100, 50):
+        ...     reg = reg.partial_fit(X.iloc[start:start + 50], y[start:start + 50])
+        >>> reg.n_iter_
+        2
         """
         return self._partial_fit_public(X, y, sample_weight)
 
@@ -279,6 +301,16 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         -------
         y : ndarray of shape (n_samples,)
             Predictions in the units of the training target.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skdeepfm import DeepFMRegressor
+        >>> X = pd.DataFrame({"user": ["ann", "bob"] * 50, "movie": ["alien", "heat"] * 50})
+        >>> y = [5.0, 1.0] * 50
+        >>> reg = DeepFMRegressor(hidden_layer_sizes=(16,), random_state=0).fit(X, y)
+        >>> reg.predict(X.head(2)).shape
+        (2,)
         """
         logits = self._logits(X)
         return logits[:, 0] * self.target_scale_ + self.target_mean_

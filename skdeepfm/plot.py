@@ -130,6 +130,15 @@ class TrainingCurveDisplay:
         -------
         display : TrainingCurveDisplay
             This display, with ``ax_``, ``figure_`` and the lines set.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from skdeepfm.plot import TrainingCurveDisplay
+        >>> display = TrainingCurveDisplay(loss_curve=[0.6, 0.4], validation_scores=None).plot()
+        >>> display.ax_.get_ylabel()
+        'training loss'
         """
         ax = _axes(ax)
         epochs = np.arange(1, len(self.loss_curve) + 1)
@@ -276,6 +285,17 @@ class FieldInteractionDisplay:
         display : FieldInteractionDisplay
             This display, with ``ax_``, ``figure_``, ``im_`` and
             ``colorbar_`` set.
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import pandas as pd
+        >>> from skdeepfm.plot import FieldInteractionDisplay
+        >>> names = ["user", "ad"]
+        >>> display = FieldInteractionDisplay(interactions=pd.DataFrame([[0, 0.3], [0.3, 0]], names, names))
+        >>> len(display.plot(cmap="magma", include_values=False).ax_.texts)
+        0
         """
         ax = _axes(ax)
         frame = pd.DataFrame(self.interactions)
