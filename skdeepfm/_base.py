@@ -92,6 +92,7 @@ class BaseDeepFM(BaseEstimator):
         "batch_norm": ["boolean"],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "embedding_alpha": [Interval(Real, 0, None, closed="left")],
+        "fm_scale": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -205,6 +206,7 @@ class BaseDeepFM(BaseEstimator):
                 self.batch_norm,
                 self._n_outputs(target_state),
                 bag_mode=self.multivalue_pooling,
+                fm_scale=self.fm_scale,
                 generator=seeded_generator(seed),
             )
             optimizer_state = None
@@ -311,6 +313,7 @@ class BaseDeepFM(BaseEstimator):
             "hidden_layer_sizes": (list(hidden), config["hidden_layer_sizes"]),
             "batch_norm": (bool(self.batch_norm), config["batch_norm"]),
             "multivalue_pooling": (self.multivalue_pooling, config["bag_mode"]),
+            "fm_scale": (float(self.fm_scale), config["fm_scale"]),
         }
         for name, (now, fitted) in wanted.items():
             if now != fitted:
@@ -383,6 +386,16 @@ class BaseDeepFM(BaseEstimator):
         return field_interactions(self, X)
 
     # -- pickling ------------------------------------------------------------
+
+    #: Parameters added after the first release, with the value that gives an
+    #: estimator saved before them its former behaviour (read by pickle and by
+    #: :func:`skdeepfm.load`).
+    _legacy_params = {"fm_scale": 1.0}
+
+    def __setstate__(self, state):
+        for name, value in self._legacy_params.items():
+            state.setdefault(name, value)
+        super().__setstate__(state)
 
     def __getstate__(self):
         # A copy: on Python >= 3.11 the parent returns the instance's own dict.

@@ -63,6 +63,14 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         L2 penalty on the embedding and first-order tables (Adam's weight
         decay on every row at every step, so that rarely seen categories
         shrink towards zero).
+    fm_scale : float, default=100.0
+        Multiplier of the FM second-order term, ``fm_scale * sum_{i<j}
+        <v_i, v_j>``. The embeddings start small (standard deviation 0.01),
+        and with BatchNorm the DNN does not care about their scale: with a
+        multiplier of 1 (the paper's FM) the DNN learns the pairwise
+        interactions and the FM term stays dormant. 100 lets the FM part
+        learn them too, so that :meth:`field_interactions` shows them, at the
+        same test AUC on frappe. 0 turns the FM term off.
     batch_size : int or "auto", default="auto"
         Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
     learning_rate_init : float, default=1e-3
@@ -201,6 +209,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         batch_norm=True,
         alpha=1e-2,
         embedding_alpha=1e-4,
+        fm_scale=100.0,
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=100,
@@ -228,6 +237,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         self.batch_norm = batch_norm
         self.alpha = alpha
         self.embedding_alpha = embedding_alpha
+        self.fm_scale = fm_scale
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter

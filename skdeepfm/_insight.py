@@ -28,9 +28,10 @@ def field_interactions(estimator, X=None):
     """Mean absolute FM interaction between each pair of fields.
 
     The interaction of fields ``i`` and ``j`` on one row is the FM term's
-    contribution ``<v_i, v_j>``, the dot product of the fields' vectors (a
-    multi-valued field's pooled vector; a numeric field's vector times its
-    scaled value). With several outputs (more than two classes), the FM term
+    contribution to the logit, ``fm_scale * <v_i, v_j>``: the dot product of
+    the fields' vectors (a multi-valued field's pooled vector; a numeric
+    field's vector times its scaled value) times the estimator's
+    ``fm_scale``. With several outputs (more than two classes), the FM term
     maps the element-wise product ``v_i * v_j`` to the logits with a learned
     projection; the interaction is then the mean over the logits of the
     absolute projected term.
@@ -99,10 +100,13 @@ def _output_weights(network):
 
     One output: the plain sum over the embedding dimension, so that the
     interaction is ``<v_i, v_j>``. Several: the rows of the FM projection.
+    Both times the network's ``fm_scale``, as in the logits.
     """
     if network.fm_projection is None:
-        return torch.ones(1, network.embedding_dim, dtype=torch.float64)
-    return network.fm_projection.weight.detach().to("cpu", torch.float64)
+        weights = torch.ones(1, network.embedding_dim, dtype=torch.float64)
+    else:
+        weights = network.fm_projection.weight.detach().to("cpu", torch.float64)
+    return weights * network.fm_scale
 
 
 def _row_interactions(estimator, X, weights):

@@ -545,13 +545,18 @@ class _Reader:
             params = self.field(node, "params", dict, path)
             for name, value in params.items():
                 attributes[name] = self.decode(value, f"{path}.{name}")
-            # A parameter added after the file was written takes its default.
+            # A parameter added after the file was written takes the value
+            # that reproduces the older behaviour, else its default.
             names = _param_names(cls)
+            legacy = getattr(cls, "_legacy_params", {})
             for name, parameter in inspect.signature(cls.__init__).parameters.items():
                 if name in names and name not in attributes:
-                    if parameter.default is parameter.empty:
+                    if name in legacy:
+                        attributes[name] = legacy[name]
+                    elif parameter.default is parameter.empty:
                         raise _CorruptFile(f"{path} lacks the parameter {name!r}")
-                    attributes[name] = parameter.default
+                    else:
+                        attributes[name] = parameter.default
         for name, value in self.field(node, "attributes", dict, path).items():
             attributes[name] = self.decode(value, f"{path}.{name}")
         if any(name.startswith("__") for name in attributes):

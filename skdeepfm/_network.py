@@ -108,6 +108,9 @@ class DeepFMNetwork(nn.Module):
         Standard deviation of the normal initialisation of the embeddings.
         Small on purpose: N(0, 1) vectors make the FM term, a sum of
         ``n_fields * (n_fields - 1) / 2`` dot products, start huge.
+    fm_scale : float, default=1.0
+        Multiplier of the FM second-order term (the paper's FM: 1). 0 turns
+        the term off.
     generator : torch.Generator or None, default=None
         Source of the initial weights (a CPU generator); None uses torch's
         global generator.
@@ -146,6 +149,9 @@ class DeepFMNetwork(nn.Module):
     torch.Size([2, 1])
     """
 
+    #: Networks pickled before ``fm_scale`` existed computed the plain FM term.
+    fm_scale = 1.0
+
     def __init__(
         self,
         field_dims,
@@ -157,6 +163,7 @@ class DeepFMNetwork(nn.Module):
         *,
         bag_mode="mean",
         init_std=0.01,
+        fm_scale=1.0,
         generator=None,
         device="cpu",
     ):
@@ -171,6 +178,7 @@ class DeepFMNetwork(nn.Module):
         self.embedding_dim = int(embedding_dim)
         self.n_outputs = int(n_outputs)
         self.init_std = float(init_std)
+        self.fm_scale = float(fm_scale)
         if bag_mode not in ("mean", "sum", "max"):
             raise ValueError(f"bag_mode must be 'mean', 'sum' or 'max'; got {bag_mode!r}.")
         self.bag_mode = bag_mode
@@ -250,6 +258,7 @@ class DeepFMNetwork(nn.Module):
             "n_outputs": self.n_outputs,
             "bag_mode": self.bag_mode,
             "init_std": self.init_std,
+            "fm_scale": self.fm_scale,
         }
 
     @torch.no_grad()
@@ -436,6 +445,8 @@ class DeepFMNetwork(nn.Module):
         # 0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2).
         summed = emb.sum(1)
         interactions = 0.5 * (summed * summed - (emb * emb).sum(1))
+        if self.fm_scale != 1.0:
+            interactions = interactions * self.fm_scale
         if self.fm_projection is None:
             second_order = interactions.sum(1, keepdim=True)
         else:

@@ -59,6 +59,19 @@ def test_output_is_the_sum_of_linear_fm_and_dnn_parts():
         torch.testing.assert_close(net(SEED_BATCH)[:, 0], linear + explicit_fm(emb) + deep)
 
 
+@pytest.mark.parametrize("fm_scale", [0.0, 100.0])
+def test_fm_scale_multiplies_the_fm_term_only(fm_scale):
+    plain = make_net(dropout=0.0).eval()
+    scaled = make_net(dropout=0.0, fm_scale=fm_scale).eval()
+    scaled.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        emb = plain.embedding.weight[SEED_BATCH + plain.offsets]
+        fm = explicit_fm(emb)
+        torch.testing.assert_close(scaled(SEED_BATCH)[:, 0], plain(SEED_BATCH)[:, 0] + (fm_scale - 1) * fm)
+    assert scaled.get_config()["fm_scale"] == fm_scale
+    assert DeepFMNetwork(**scaled.get_config()).fm_scale == fm_scale
+
+
 def test_small_initialisation_keeps_initial_logits_small():
     net = make_net().eval()
     # N(0, 1) embeddings (the seed notebook's) give |FM| of order n_pairs * dim.
