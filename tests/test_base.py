@@ -122,6 +122,11 @@ def test_warm_start_refuses_a_changed_architecture(interaction_data):
     with pytest.raises(ValueError, match="'embedding_dim' parameter changed from 4 to 8"):
         clf.fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    # The FM term's multiplier is part of the function the network learned.
+    clf.set_params(embedding_dim=4, fm_scale=1.0)
+    with pytest.raises(ValueError, match="'fm_scale' parameter changed from 100.0 to 1.0"):
+        clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
 def test_warm_start_keeps_the_classes(interaction_data):
