@@ -106,6 +106,7 @@ class BaseDeepFM(BaseEstimator):
         "verbose": ["verbose"],
         "device": [str],
         "mixed_precision": ["boolean", StrOptions({"auto"})],
+        "cuda_graphs": ["boolean"],
         **{name: FieldEncoder._parameter_constraints[name] for name in ENCODER_PARAMETERS},
         "multivalue_pooling": [StrOptions({"mean", "sum", "max"})],
     }
@@ -224,6 +225,7 @@ class BaseDeepFM(BaseEstimator):
             verbose=self.verbose,
             seed=seed,
             mixed_precision=self.mixed_precision,
+            cuda_graphs=self.cuda_graphs,
             **self._config_extras(),
         )
         if continuing:
@@ -390,7 +392,7 @@ class BaseDeepFM(BaseEstimator):
     #: Parameters added after the first release, with the value that gives an
     #: estimator saved before them its former behaviour (read by pickle and by
     #: :func:`skdeepfm.load`).
-    _legacy_params = {"fm_scale": 1.0}
+    _legacy_params = {"fm_scale": 1.0, "cuda_graphs": True}
 
     def __setstate__(self, state):
         for name, value in self._legacy_params.items():

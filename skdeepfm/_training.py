@@ -118,6 +118,8 @@ class TrainingConfig:
     #: bfloat16 autocast for the forward pass: "auto" where the device runs it
     #: natively (see :func:`resolve_mixed_precision`), True, or False.
     mixed_precision: bool | str = "auto"
+    #: Replay full-size steps from a CUDA graph on CUDA devices.
+    cuda_graphs: bool = True
 
 
 @dataclass
@@ -356,7 +358,12 @@ def train(
         step,
         config.batch_size,
         [dropout_gen],
-        enabled=device.type == "cuda" and not rows_t.bags and _full_steps(bounds, config) >= GRAPH_MIN_STEPS,
+        enabled=(
+            config.cuda_graphs
+            and device.type == "cuda"
+            and not rows_t.bags
+            and _full_steps(bounds, config) >= GRAPH_MIN_STEPS
+        ),
     )
 
     try:

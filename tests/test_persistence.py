@@ -344,7 +344,8 @@ def test_a_parameter_missing_from_the_file_takes_its_default(tmp_path):
 
 def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
     # Files and pickles written before the fm_scale parameter existed hold
-    # models trained with the plain FM term (a multiplier of 1).
+    # models trained with the plain FM term (a multiplier of 1); cuda_graphs
+    # came at the same time and takes its default.
     X = make_table()
     y = np.where(X["count"] > 2, "yes", "no")
     clf = DeepFMClassifier(**SMALL, fm_scale=1.0).fit(X, y)
@@ -353,6 +354,7 @@ def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
 
     def as_before(document):
         document["model"]["params"].pop("fm_scale")
+        document["model"]["params"].pop("cuda_graphs")
         config = document["model"]["attributes"]["network_"]["config"]
         config["items"] = [item for item in config["items"] if item[0] != "fm_scale"]
 
@@ -360,15 +362,17 @@ def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
     loaded = load(path)
     assert loaded.fm_scale == 1.0
     assert loaded.network_.fm_scale == 1.0
+    assert loaded.cuda_graphs is True
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     loaded.partial_fit(X, y)  # the architecture check sees the same scale
 
     state = clf.__getstate__()
-    del state["fm_scale"]
+    del state["fm_scale"], state["cuda_graphs"]
     del state["network_"].__dict__["fm_scale"]
     unpickled = DeepFMClassifier.__new__(DeepFMClassifier)
     unpickled.__setstate__(state)
     assert unpickled.fm_scale == 1.0
+    assert unpickled.get_params()["cuda_graphs"] is True
     assert unpickled.network_.fm_scale == 1.0
     np.testing.assert_array_equal(unpickled.predict_proba(X), clf.predict_proba(X))
 
