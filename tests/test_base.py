@@ -123,8 +123,8 @@ def test_warm_start_refuses_a_changed_architecture(interaction_data):
         clf.fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     # The FM term's multiplier is part of the function the network learned.
-    clf.set_params(embedding_dim=4, fm_scale=1.0)
-    with pytest.raises(ValueError, match="'fm_scale' parameter changed from 100.0 to 1.0"):
+    clf.set_params(embedding_dim=4, fm_scale=100.0)
+    with pytest.raises(ValueError, match="'fm_scale' parameter changed from 1.0 to 100.0"):
         clf.partial_fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 

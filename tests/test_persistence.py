@@ -343,12 +343,12 @@ def test_a_parameter_missing_from_the_file_takes_its_default(tmp_path):
 
 
 def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
-    # Files and pickles written before the fm_scale parameter existed hold
-    # models trained with the plain FM term (a multiplier of 1); cuda_graphs
-    # came at the same time and takes its default.
+    # Files and pickles written before the fm_scale and cuda_graphs
+    # parameters existed hold models trained with the plain FM term (a
+    # multiplier of 1, also the default now) and without graphs.
     X = make_table()
     y = np.where(X["count"] > 2, "yes", "no")
-    clf = DeepFMClassifier(**SMALL, fm_scale=1.0).fit(X, y)
+    clf = DeepFMClassifier(**SMALL).fit(X, y)
     path = tmp_path / "model.skdeepfm"
     save(clf, path)
 
