@@ -8,6 +8,7 @@ the training loop live in their own modules.
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -389,14 +390,12 @@ class BaseDeepFM(BaseEstimator):
 
     # -- pickling ------------------------------------------------------------
 
-    #: Parameters added after the first release, with the value that gives an
-    #: estimator saved before them its former behaviour (read by pickle and by
-    #: :func:`skdeepfm.load`).
-    _legacy_params = {"fm_scale": 1.0, "cuda_graphs": True}
-
     def __setstate__(self, state):
-        for name, value in self._legacy_params.items():
-            state.setdefault(name, value)
+        # A parameter added after the estimator was pickled takes its default,
+        # as in skdeepfm.load (defaults of new parameters keep old behaviour).
+        parameters = inspect.signature(type(self).__init__).parameters
+        for name in self._get_param_names():
+            state.setdefault(name, parameters[name].default)
         super().__setstate__(state)
 
     def __getstate__(self):

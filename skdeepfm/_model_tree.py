@@ -545,18 +545,13 @@ class _Reader:
             params = self.field(node, "params", dict, path)
             for name, value in params.items():
                 attributes[name] = self.decode(value, f"{path}.{name}")
-            # A parameter added after the file was written takes the value
-            # that reproduces the older behaviour, else its default.
+            # A parameter added after the file was written takes its default.
             names = _param_names(cls)
-            legacy = getattr(cls, "_legacy_params", {})
             for name, parameter in inspect.signature(cls.__init__).parameters.items():
                 if name in names and name not in attributes:
-                    if name in legacy:
-                        attributes[name] = legacy[name]
-                    elif parameter.default is parameter.empty:
+                    if parameter.default is parameter.empty:
                         raise _CorruptFile(f"{path} lacks the parameter {name!r}")
-                    else:
-                        attributes[name] = parameter.default
+                    attributes[name] = parameter.default
         for name, value in self.field(node, "attributes", dict, path).items():
             attributes[name] = self.decode(value, f"{path}.{name}")
         if any(name.startswith("__") for name in attributes):
