@@ -13,6 +13,7 @@ input column. Every field reserves its first codes (:data:`UNKNOWN_INDEX`,
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from itertools import chain
 from numbers import Integral, Real
@@ -167,15 +168,23 @@ def _sort_uniques(uniques, keyed):
     cannot order, and cells keyed by repr, by :func:`_sort_key`.
     """
     strings = pa is not None and not keyed and uniques.dtype == object
+    order = None
     if strings and all(type(u) is str for u in uniques):
-        try:
+        # Lone surrogates are not UTF-8: pandas sorts them below.
+        with contextlib.suppress(pa.ArrowException, UnicodeEncodeError):
             order = pc.sort_indices(pa.array(uniques, type=pa.string())).to_numpy()
-        except (pa.ArrowException, UnicodeEncodeError):
-            order = None  # lone surrogates are not UTF-8: pandas sorts them below
-        if order is not None:
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(len(order))
-            return rank, uniques[order]
+    if order is None and not keyed:
+        try:
+            rank, sorted_uniques = pd.factorize(uniques, sort=True, use_na_sentinel=True)
+            return rank.astype(np.int64), sorted_uniques
+        except TypeError:
+            pass
+    if order is None:
+        uniques = np.asarray(uniques, dtype=object)
+        order = np.array(sorted(range(len(uniques)), key=lambda i: _sort_key(uniques[i])), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank, uniques[order]
     if not keyed:
         try:
             rank, sorted_uniques = pd.factorize(uniques, sort=True, use_na_sentinel=True)
