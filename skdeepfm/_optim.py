@@ -22,6 +22,16 @@ from torch.autograd.graph import increment_version
 CATCH_UP_SUBSTEPS = 2
 
 
+def mark_changed(params):
+    """Move the version counter of each tensor in ``params``, as an in-place change does.
+
+    The counters tell cached copies (the float64 weights of prediction) that a
+    tensor changed; fused kernels and CUDA graph replays do not move them.
+    """
+    for param in params:
+        increment_version(param)
+
+
 @dataclass
 class RowPlan:
     """The distinct table rows of one step.
@@ -273,11 +283,8 @@ class DeepFMOptimizer:
         """One Adam step: the dense layers, then the plan's table rows."""
         self.dense.step()
         if self.dense.defaults.get("fused"):
-            # The fused kernel does not bump the parameters' version counters,
-            # which tell cached copies (the float64 weights of prediction)
-            # that a tensor changed.
-            for param in self._dense_params:
-                increment_version(param)
+            # The fused kernel does not bump the parameters' version counters.
+            mark_changed(self._dense_params)
         self.tables.step(plan, leaf)
 
     def state_dict(self):

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.autograd.graph import increment_version
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ._cuda_graph import GraphedSteps
-from ._optim import DeepFMOptimizer, plan_rows
+from ._optim import DeepFMOptimizer, mark_changed, plan_rows
 
 #: Rows per forward pass at prediction time. Fixed, so that a row's score
 #: never depends on how a caller batches its rows.
@@ -393,7 +392,7 @@ def train(
             if graphed.replays:
                 # Replayed kernels do not move the version counters that
                 # cached copies of the weights check.
-                _touch(network)
+                mark_changed(network.parameters())
             epoch_loss = float(total) / n_samples
             if not np.isfinite(epoch_loss):
                 raise ValueError(
@@ -459,12 +458,6 @@ GRAPH_MIN_STEPS = 32
 def _full_steps(bounds, config):
     """Full-size batches over all epochs of a training call."""
     return config.max_iter * sum(1 for start, stop in bounds if stop - start == config.batch_size)
-
-
-def _touch(network):
-    """Move the version counter of every parameter, as an in-place change does."""
-    for param in network.parameters():
-        increment_version(param)
 
 
 def predict_logits(network, data, device):
