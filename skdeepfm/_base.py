@@ -94,6 +94,7 @@ class BaseDeepFM(BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "embedding_alpha": [Interval(Real, 0, None, closed="left")],
         "fm_scale": [Interval(Real, 0, None, closed="left")],
+        "dnn_gradient_scale": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -227,6 +228,7 @@ class BaseDeepFM(BaseEstimator):
             seed=seed,
             mixed_precision=self.mixed_precision,
             cuda_graphs=self.cuda_graphs,
+            dnn_gradient_scale=self.dnn_gradient_scale,
             **self._config_extras(),
         )
         if continuing:

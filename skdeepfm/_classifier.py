@@ -65,14 +65,20 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         shrink towards zero).
     fm_scale : float, default=1.0
         Multiplier of the FM second-order term, ``fm_scale * sum_{i<j}
-        <v_i, v_j>`` (1: the paper's FM; 0 turns the term off). The
-        embeddings start small and BatchNorm makes the DNN indifferent to
-        their scale, so with 1 the DNN learns most pairwise interactions and
-        :meth:`field_interactions` ranks them weakly. 100 makes the FM part
-        learn them (a planted pair ranked first for 5 seeds of 5, against 4),
-        at the same test AUC on frappe, but it overfits rare categories on
-        large vocabularies (one pass over 300,000 rows of 26 fields with
-        100,000 values each: test AUC 0.66 against 0.72); see the user guide.
+        <v_i, v_j>`` (1: the paper's FM; 0 turns the term off).
+    dnn_gradient_scale : float, default=0.01
+        Multiplier of the gradient that the DNN passes back to the shared
+        embeddings during training (the predictions' formula is unchanged).
+        BatchNorm makes the DNN indifferent to the embeddings' scale, so its
+        gradient grows as the embeddings shrink: at their initial scale
+        (0.01) it is hundreds of times the FM term's, the DNN alone shapes
+        the embeddings and the FM term stays near zero. 0.01 lets both parts
+        shape them: measured, higher test AUC on frappe (0.9519 against
+        0.9475) and a planted pair of fields ranked first by
+        ``field_interactions`` for 5 seeds of 5 (against 4); slightly lower
+        AUC (by 0.002 to 0.005) after one pass over very large
+        vocabularies. 1 is plain backpropagation; 0 leaves the embeddings to
+        the FM and first-order terms.
     batch_size : int or "auto", default="auto"
         Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
     learning_rate_init : float, default=1e-3
@@ -217,6 +223,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         alpha=1e-2,
         embedding_alpha=1e-4,
         fm_scale=1.0,
+        dnn_gradient_scale=0.01,
         batch_size="auto",
         learning_rate_init=1e-3,
         max_iter=100,
@@ -246,6 +253,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         self.alpha = alpha
         self.embedding_alpha = embedding_alpha
         self.fm_scale = fm_scale
+        self.dnn_gradient_scale = dnn_gradient_scale
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.max_iter = max_iter

@@ -377,7 +377,9 @@ class DeepFMNetwork(nn.Module):
             emb, first_order = emb * values, first_order * values
         return (emb, first_order) if with_first_order else emb
 
-    def forward(self, codes, values=None, bags=(), generator=None, *, dtype=None, table=None):
+    def forward(
+        self, codes, values=None, bags=(), generator=None, *, dtype=None, table=None, dnn_gradient_scale=1.0
+    ):
         """Logits of encoded rows.
 
         Parameters
@@ -407,6 +409,13 @@ class DeepFMNetwork(nn.Module):
             elements are then rows of ``table`` (no field offsets). The
             training loop passes the rows a batch uses, gathered into a
             small tensor whose gradient it applies to the tables.
+        dnn_gradient_scale : float, default=1.0
+            Multiplier of the gradient that the DNN passes back to the
+            embeddings; the logits do not change. The estimators train with
+            a small multiplier (their ``dnn_gradient_scale`` parameter): with
+            BatchNorm the DNN is indifferent to the embeddings' scale, so its
+            gradient grows as they shrink and, at their small initial scale,
+            drowns the FM term's.
 
         Returns
         -------
@@ -428,9 +437,9 @@ class DeepFMNetwork(nn.Module):
         else:
             pooled = self._pool(table, codes, bags)
             emb, first_order = pooled.split([self.embedding_dim, self.n_outputs], dim=2)
-        return self._head(emb, first_order, values, generator, dtype)
+        return self._head(emb, first_order, values, generator, dtype, dnn_gradient_scale)
 
-    def _head(self, emb, first_order, values, generator, dtype):
+    def _head(self, emb, first_order, values, generator, dtype, dnn_gradient_scale=1.0):
         """Logits from each field's vector and first-order weights."""
         n_samples = emb.shape[0]
         bias = self.bias
@@ -453,6 +462,8 @@ class DeepFMNetwork(nn.Module):
             second_order = _apply(self.fm_projection, interactions, generator, dtype)
 
         hidden = emb.reshape(n_samples, -1)
+        if dnn_gradient_scale != 1.0 and hidden.requires_grad:
+            hidden = _ScaleGradient.apply(hidden, float(dnn_gradient_scale))
         device_type = hidden.device.type
         for index, layer in enumerate(self.dnn):
             if index == 0 and _autocast_enabled(device_type):
@@ -464,6 +475,19 @@ class DeepFMNetwork(nn.Module):
                 continue
             hidden = _apply(layer, hidden, generator, dtype)
         return first_order + bias + second_order + _apply(self.dnn_output, hidden, generator, dtype)
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the backward multiplies the gradient by ``scale``."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
 
 
 def _autocast_enabled(device_type):

@@ -119,6 +119,8 @@ class TrainingConfig:
     mixed_precision: bool | str = "auto"
     #: Replay full-size steps from a CUDA graph on CUDA devices.
     cuda_graphs: bool = True
+    #: Multiplier of the gradient the DNN passes back to the embeddings.
+    dnn_gradient_scale: float = 1.0
 
 
 @dataclass
@@ -251,7 +253,7 @@ class DeviceRows:
         return self.codes[rows], values, bags
 
 
-def sparse_forward(network, tables, codes, values, bags, generator, *, static_shape):
+def sparse_forward(network, tables, codes, values, bags, generator, *, static_shape, dnn_gradient_scale=1.0):
     """Training logits through a small tensor of the table rows the batch uses.
 
     Returns ``(logits, plan, leaf)``: after ``backward``, ``leaf.grad`` holds
@@ -268,7 +270,14 @@ def sparse_forward(network, tables, codes, values, bags, generator, *, static_sh
         (field, element_slots, starts)
         for (field, _, starts), element_slots in zip(bag_rows, slots[1:], strict=True)
     ]
-    logits = network(slots[0].view(rows.shape), values, slot_bags, generator, table=leaf)
+    logits = network(
+        slots[0].view(rows.shape),
+        values,
+        slot_bags,
+        generator,
+        table=leaf,
+        dnn_gradient_scale=dnn_gradient_scale,
+    )
     return logits, plan, leaf
 
 
@@ -343,7 +352,14 @@ def train(
         codes, values, bags = rows_t.gather(batch, element_counts)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed_precision, cache_enabled=False):
             logits, plan, leaf = sparse_forward(
-                network, optimizer.tables, codes, values, bags, dropout_gen, static_shape=static_shape
+                network,
+                optimizer.tables,
+                codes,
+                values,
+                bags,
+                dropout_gen,
+                static_shape=static_shape,
+                dnn_gradient_scale=config.dnn_gradient_scale,
             )
         loss = (loss_fn(logits.float(), y_t[batch]) * w_t[batch]).mean()
         optimizer.zero_grad()

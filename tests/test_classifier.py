@@ -94,6 +94,20 @@ def test_random_state_makes_fits_bit_identical_and_leaves_global_rngs_alone(inte
     assert a.loss_curve_ == b.loss_curve_
 
 
+def test_without_fm_term_or_dnn_gradient_the_embeddings_do_not_move(interaction_data):
+    # dnn_gradient_scale reaches the training step: with it and the FM term
+    # at zero (and no L2 on the tables), nothing moves the embeddings, so two
+    # fits from the same seed on different labels keep the same ones.
+    X, y = interaction_data
+    frozen = dict(SMALL, max_iter=2, fm_scale=0.0, dnn_gradient_scale=0.0, embedding_alpha=0.0)
+    a = DeepFMClassifier(**frozen).fit(X, y)
+    b = DeepFMClassifier(**frozen).fit(X, y[::-1])
+    assert torch.equal(a.network_.embedding.weight, b.network_.embedding.weight)
+    assert not torch.equal(a.network_.linear.weight, b.network_.linear.weight)
+    moved = DeepFMClassifier(**{**frozen, "dnn_gradient_scale": 1.0}).fit(X, y)
+    assert not torch.equal(a.network_.embedding.weight, moved.network_.embedding.weight)
+
+
 def test_early_stopping_keeps_the_best_validation_epoch(interaction_data):
     X, y = interaction_data
     clf = DeepFMClassifier(**{**SMALL, "early_stopping": True}, n_iter_no_change=2, max_iter=50).fit(X, y)

@@ -72,6 +72,31 @@ def test_fm_scale_multiplies_the_fm_term_only(fm_scale):
     assert DeepFMNetwork(**scaled.get_config()).fm_scale == fm_scale
 
 
+def _embedding_gradients(net, dnn_gradient_scale):
+    net.zero_grad()
+    out = net(SEED_BATCH, dnn_gradient_scale=dnn_gradient_scale)
+    out.sum().backward()
+    return out.detach(), net.embedding.weight.grad.clone()
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.01, 3.0])
+def test_dnn_gradient_scale_scales_what_the_dnn_sends_to_the_embeddings(scale):
+    # BatchNorm in training mode: the path the estimators train.
+    net = make_net(dropout=0.0).train()
+    logits, plain = _embedding_gradients(net, 1.0)
+    scaled_logits, scaled = _embedding_gradients(net, scale)
+    torch.testing.assert_close(scaled_logits, logits)
+
+    # The FM term's share of the gradient is not scaled: with the FM term
+    # off, the whole embedding gradient comes from the DNN.
+    net.fm_scale = 0.0
+    _, dnn_only = _embedding_gradients(net, 1.0)
+    assert dnn_only.abs().max() > 0
+    torch.testing.assert_close(scaled, plain - (1 - scale) * dnn_only)
+    _, dnn_only_scaled = _embedding_gradients(net, scale)
+    torch.testing.assert_close(dnn_only_scaled, scale * dnn_only)
+
+
 def test_small_initialisation_keeps_initial_logits_small():
     net = make_net().eval()
     # N(0, 1) embeddings (the seed notebook's) give |FM| of order n_pairs * dim.
