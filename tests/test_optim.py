@@ -84,6 +84,22 @@ def test_catching_up_follows_dense_adam_on_rows_a_batch_misses(weight_decay):
     assert error.mean() < 0.05 * moved.mean()
 
 
+def test_rows_that_missed_no_step_are_left_bit_for_bit():
+    # The catch-up runs on every row of a step; for a row updated at the
+    # step before, all its coefficients are 0 or 1 and nothing may change.
+    gen = torch.Generator().manual_seed(4)
+    opt = LazyTableAdam(tables(n_rows=6), lr=1e-3, weight_decay=1e-2)
+    param, avg, avg_sq = (torch.randn(6, 5, generator=gen) for _ in range(3))
+    avg_sq = avg_sq.abs()
+    t = torch.tensor(40)
+    last = torch.tensor([39, 39, 39, 10, 0, 39])
+    row, new_avg, new_avg_sq = opt._catch_up(param, avg, avg_sq, last, t)
+    current = last == 39
+    for before, after in ((param, row), (avg, new_avg), (avg_sq, new_avg_sq)):
+        assert torch.equal(after[current], before[current])
+        assert not torch.equal(after[~current], before[~current])
+
+
 def test_decay_pulls_unused_rows_to_zero_as_dense_adam_does():
     # Rows 6-11 only in the first batch: whole-table decay shrinks them after.
     batches = [(torch.arange(12), torch.randn(12, 5, generator=torch.Generator().manual_seed(2)) * 1e-3)]
