@@ -229,14 +229,16 @@ class LazyTableAdam:
             row = moved
         return row, avg, avg_sq
 
-    def state_dict(self):
-        """Moments, per-row last steps and the step count (tensors and an int)."""
-        return {
-            "step": self.step_count,
-            "exp_avg": self.exp_avg.clone(),
-            "exp_avg_sq": self.exp_avg_sq.clone(),
-            "last_step": self.last_step.clone(),
-        }
+    def state_dict(self, *, copy=True):
+        """Moments, per-row last steps and the step count (tensors and an int).
+
+        ``copy=False`` hands over the optimizer's own tensors, for a caller
+        that discards the optimizer (they are as large as the tables, twice).
+        """
+        tensors = {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "last_step": self.last_step}
+        if copy:
+            tensors = {name: tensor.clone() for name, tensor in tensors.items()}
+        return {"step": self.step_count, **tensors}
 
     def load_state_dict(self, state):
         """Take the moments and steps of ``state``; the hyperparameters stay this object's."""
@@ -291,9 +293,13 @@ class DeepFMOptimizer:
             mark_changed(self._dense_params)
         self.tables.step(plan, leaf)
 
-    def state_dict(self):
-        """{"dense": Adam's state_dict, "tables": LazyTableAdam's}: tensors, ints and floats."""
-        return {"dense": self.dense.state_dict(), "tables": self.tables.state_dict()}
+    def state_dict(self, *, copy=True):
+        """{"dense": Adam's state_dict, "tables": LazyTableAdam's}: tensors, ints and floats.
+
+        ``copy`` as in :meth:`LazyTableAdam.state_dict` (Adam's own state is
+        never copied).
+        """
+        return {"dense": self.dense.state_dict(), "tables": self.tables.state_dict(copy=copy)}
 
     def load_state_dict(self, state):
         """Continue from ``state``: its moments and steps, this optimizer's hyperparameters.

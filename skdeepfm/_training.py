@@ -462,7 +462,8 @@ def train(
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
-    history.optimizer_state = optimizer.state_dict()
+    # The optimizer ends here: its moments move to the history uncopied.
+    history.optimizer_state = optimizer.state_dict(copy=False)
     return history
 
 

@@ -130,6 +130,16 @@ def test_plan_rows_static_and_compact_agree():
     assert static.canonical.tolist() == [0, 1, 2, 3, 3, 3, 3]
 
 
+def test_state_dict_copies_unless_told_not_to():
+    _, opt = lazy_run(random_batches(3, 12, 4), 1e-2)
+    copied, handed_over = opt.state_dict(), opt.state_dict(copy=False)
+    for name in ("exp_avg", "exp_avg_sq", "last_step"):
+        assert handed_over[name] is getattr(opt, name)
+        assert torch.equal(copied[name], getattr(opt, name))
+    opt.exp_avg.add_(1.0)
+    assert not torch.equal(copied["exp_avg"], opt.exp_avg)
+
+
 def test_state_dict_round_trip_continues_identically():
     batches = random_batches(20, 12, 6, seed=3)
     params, opt = lazy_run(batches[:10], 1e-2)
