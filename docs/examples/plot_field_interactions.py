@@ -36,7 +36,7 @@ models = {
 }
 fig, axes = plt.subplots(1, 3, figsize=(19, 5.5))
 for ax, (title, model) in zip(axes, models.items(), strict=True):
-    # The DeepFMs' small values (1e-3 to 5e-3) are read from the colour bar.
+    # The DeepFMs' small values (below 0.01) are read from the colour bar.
     small = not title.startswith("hidden")
     FieldInteractionDisplay.from_estimator(model.fit(X, y), X, ax=ax, include_values=not small)
     ax.set_title(title)
@@ -46,8 +46,9 @@ fig.tight_layout()
 # The strongest pairs of each model, over the training rows. Here, with ten
 # thousand rows and five planted pairs, the DNN still carries most pairs in
 # both DeepFMs: the default's FM values are a few times those of plain
-# backpropagation, which are nearly flat, but they stay small. The FM-only
-# model must carry the pairs and gives the largest, most structured values.
+# backpropagation, which are nearly flat, but they stay small, and the pair
+# they single out need not be a planted one. The FM-only model must carry the
+# pairs and gives the largest, most structured values.
 # The values measure how much the FM term uses a pair, not how much the pair
 # matters on its own: a field whose vectors are long (because it
 # also carries a strong main effect, or many categories) scores high with every
