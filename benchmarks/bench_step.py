@@ -80,6 +80,8 @@ def config(mixed_precision):
         verbose=0,
         seed=0,
         mixed_precision=mixed_precision,
+        # The estimators' default (TrainingConfig's own is plain backpropagation).
+        dnn_gradient_scale=0.01,
     )
 
 

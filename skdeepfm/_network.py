@@ -214,10 +214,8 @@ class DeepFMNetwork(nn.Module):
 
         Examples
         --------
-        >>> import torch
         >>> from skdeepfm import DeepFMNetwork
         >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
-        >>> codes = torch.tensor([[3, 1], [7, 4]])
         >>> net.train().training, net.eval().training
         (True, False)
         """
@@ -239,10 +237,8 @@ class DeepFMNetwork(nn.Module):
 
         Examples
         --------
-        >>> import torch
         >>> from skdeepfm import DeepFMNetwork
         >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
-        >>> codes = torch.tensor([[3, 1], [7, 4]])
         >>> config = net.get_config()
         >>> config["field_dims"], config["hidden_layer_sizes"]
         ([10, 5], [8])
@@ -274,7 +270,6 @@ class DeepFMNetwork(nn.Module):
         >>> import torch
         >>> from skdeepfm import DeepFMNetwork
         >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,))
-        >>> codes = torch.tensor([[3, 1], [7, 4]])
         >>> net.reset_parameters(torch.Generator().manual_seed(0))
         >>> first = net.embedding.weight.detach().clone()
         >>> net.reset_parameters(torch.Generator().manual_seed(0))
