@@ -3,9 +3,11 @@
 torch only. The embedding and first-order tables have one row per code, so
 their size grows with the vocabulary while a batch uses few of their rows.
 :class:`LazyTableAdam` does the optimiser's work on those rows only, and
-catches a row up on the steps it missed when it is next used;
-:class:`DeepFMOptimizer` pairs it with ``torch.optim.Adam`` on the dense
-layers behind one ``step`` / ``state_dict`` / ``load_state_dict``.
+catches a row up on the steps it missed when it is next used; tables with
+few rows for the lookups of a step it updates whole (``dense=True``), which
+is then cheaper. :class:`DeepFMOptimizer` pairs it with ``torch.optim.Adam``
+on the dense layers behind one ``step`` / ``state_dict`` /
+``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,21 @@ from torch.autograd.graph import increment_version
 #: :meth:`LazyTableAdam._catch_up`): two cut the worst errors of one against
 #: dense Adam by about half, more gain little.
 CATCH_UP_SUBSTEPS = 2
+
+#: Tables of at most this many rows per lookup of a step are updated whole
+#: on the CPU (:func:`use_dense_tables`). One step of fused dense Adam over
+#: the tables (plus the dense gradient and the copy back) costs about as much
+#: as the lazy step's sort, gathers and catch-up at 15-20 rows per lookup
+#: (10 or 26 fields, batch 1,024, 2-core CPU); at 8 it is about half.
+DENSE_ROWS_PER_LOOKUP = 8
+
+
+def use_dense_tables(n_rows, lookups_per_step, device):
+    """Whether :class:`LazyTableAdam` should update tables of ``n_rows`` rows whole.
+
+    CPU only: the CUDA training loop replays the lazy step from a graph.
+    """
+    return torch.device(device).type == "cpu" and n_rows <= DENSE_ROWS_PER_LOOKUP * lookups_per_step
 
 
 def mark_changed(params):
@@ -103,16 +120,29 @@ class LazyTableAdam:
     ``exp(-rate * k)``. Rows used at every step never catch up, and follow
     dense Adam exactly.
 
+    With ``dense=True`` every row takes every step, as in ``torch.optim.Adam``
+    (whose fused kernel it runs): the tables are then optimised as one
+    leaf tensor from :meth:`gather_all`, whose gradient covers every row.
+    Cheaper for small tables, where the lazy step's sort, gathers and
+    catch-up cost more than a pass over the whole table. Both modes keep the
+    same state (:meth:`state_dict`), so either continues from the other.
+
     Parameters
     ----------
     tables : sequence of torch.Tensor
         Leaf tensors of shape (n_rows, width_i), same ``n_rows``, updated in
-        place (under ``torch.no_grad``).
+        place (under ``torch.no_grad``). With ``dense=True`` they must not
+        change otherwise while the optimizer is in use.
     lr, weight_decay, betas, eps
         As in ``torch.optim.Adam``.
+    dense : bool, default=False
+        Update every row at every step (:meth:`gather_all`, ``step(None,
+        leaf)``) instead of the rows of a :class:`RowPlan`.
+    fused : bool or None, default=None
+        Passed to ``torch.optim.Adam`` in dense mode.
     """
 
-    def __init__(self, tables, *, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, tables, *, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8, dense=False, fused=None):
         self.tables = list(tables)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
@@ -127,8 +157,14 @@ class LazyTableAdam:
         self.step_tensor = torch.zeros((), dtype=torch.int64, device=first.device)
         self.exp_avg = torch.zeros(n_rows, width, dtype=first.dtype, device=first.device)
         self.exp_avg_sq = torch.zeros(n_rows, width, dtype=first.dtype, device=first.device)
-        # The step at which each row was last updated; 0 for never.
+        # The step at which each row was last updated; 0 for never. In dense
+        # mode every row is updated at every step: set when the state is read.
         self.last_step = torch.zeros(n_rows, dtype=torch.int64, device=first.device)
+        self.dense = bool(dense)
+        self._fused = fused
+        # Dense mode: the tables side by side, and torch's Adam over them.
+        self._whole = None
+        self._whole_adam = None
 
     @property
     def step_count(self):
@@ -144,13 +180,51 @@ class LazyTableAdam:
             [table.detach().index_select(0, plan.unique) for table in self.tables], 1
         ).requires_grad_()
 
+    def gather_all(self):
+        """Dense mode: a leaf tensor of every row, all tables side by side, requiring grad.
+
+        Shape (n_rows, sum of the tables' widths); the same tensor at every
+        step, which :meth:`step` updates and copies back to the tables. The
+        rows a batch looks up are table rows (field offsets included).
+        """
+        if not self.dense:
+            raise RuntimeError("gather_all is for a LazyTableAdam made with dense=True.")
+        if self._whole is None:
+            whole = torch.cat([table.detach() for table in self.tables], 1).requires_grad_()
+            adam = torch.optim.Adam(
+                [whole],
+                lr=self.lr,
+                betas=self.betas,
+                eps=self.eps,
+                weight_decay=self.weight_decay,
+                fused=self._fused,
+            )
+            # Adam works on this optimizer's moments in place.
+            adam.state[whole] = {
+                "step": torch.tensor(float(self.step_count), dtype=torch.float32, device=whole.device),
+                "exp_avg": self.exp_avg,
+                "exp_avg_sq": self.exp_avg_sq,
+            }
+            self._whole, self._whole_adam = whole, adam
+        return self._whole
+
+    def zero_grad(self):
+        """Drop the gradient of :meth:`gather_all`'s tensor (dense mode)."""
+        if self._whole is not None:
+            self._whole.grad = None
+
     @torch.no_grad()
     def step(self, plan, leaf):
         """Update the plan's rows from ``leaf.grad`` (``leaf`` from :meth:`gather`).
 
-        Issues device work only (no value read back, no Python-side state),
-        so a CUDA graph can capture and replay it.
+        In dense mode ``plan`` is None and ``leaf`` comes from
+        :meth:`gather_all`: every row takes the step. Issues device work only
+        (no value read back, no Python-side state), so a CUDA graph can
+        capture and replay it.
         """
+        if plan is None:
+            self._dense_step(leaf)
+            return
         self.step_tensor += 1
         t = self.step_tensor
         beta1, beta2 = self.betas
@@ -183,6 +257,27 @@ class LazyTableAdam:
         self.last_step.index_copy_(0, rows, t.expand(len(rows)))
         for table, column in zip(self.tables, param.split(self.widths, 1), strict=True):
             table.index_copy_(0, rows, column)
+
+    def _dense_step(self, leaf):
+        if leaf is not self._whole:
+            raise ValueError("A step without a row plan takes the tensor from gather_all.")
+        self.step_tensor += 1
+        self._whole_adam.step()
+        leaf.grad = None
+        for table, column in zip(self.tables, leaf.detach().split(self.widths, 1), strict=True):
+            table.copy_(column)
+
+    @torch.no_grad()
+    def _catch_up_all(self):
+        """Catch every row up on the steps it missed (dense mode, after loading a lazy state)."""
+        t = self.step_tensor + 1
+        whole = torch.cat([table.detach() for table in self.tables], 1)
+        whole, exp_avg, exp_avg_sq = self._catch_up(whole, self.exp_avg, self.exp_avg_sq, self.last_step, t)
+        self.exp_avg.copy_(exp_avg)
+        self.exp_avg_sq.copy_(exp_avg_sq)
+        for table, column in zip(self.tables, whole.split(self.widths, 1), strict=True):
+            table.copy_(column)
+        self.last_step.copy_(self.step_tensor)
 
     def _catch_up(self, param, exp_avg, exp_avg_sq, last, t):
         """Rows, moments after the steps since ``last`` (per row) that dense Adam made without them.
@@ -235,6 +330,8 @@ class LazyTableAdam:
         ``copy=False`` hands over the optimizer's own tensors, for a caller
         that discards the optimizer (they are as large as the tables, twice).
         """
+        if self.dense:
+            self.last_step.copy_(self.step_tensor)
         tensors = {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "last_step": self.last_step}
         if copy:
             tensors = {name: tensor.clone() for name, tensor in tensors.items()}
@@ -252,6 +349,11 @@ class LazyTableAdam:
                 )
             current.copy_(value)
         self.step_tensor.fill_(int(state["step"]))
+        if self.dense:
+            # Rows a lazy run left behind catch up now; the whole-table tensor
+            # and its Adam step count are made again from the new state.
+            self._catch_up_all()
+            self._whole = self._whole_adam = None
 
 
 class DeepFMOptimizer:
@@ -272,21 +374,29 @@ class DeepFMOptimizer:
     capturable : bool, default=False
         Passed to ``torch.optim.Adam``: its step count stays on the device,
         so that a CUDA graph can capture the step.
+    dense_tables : bool, default=False
+        Update the tables whole at every step (``LazyTableAdam``'s
+        ``dense``).
     """
 
-    def __init__(self, network, *, lr, alpha, embedding_alpha, fused=None, capturable=False):
+    def __init__(
+        self, network, *, lr, alpha, embedding_alpha, fused=None, capturable=False, dense_tables=False
+    ):
         tables = [network.embedding.weight, network.linear.weight]
         dense = [p for p in network.parameters() if all(p is not t for t in tables)]
-        self.tables = LazyTableAdam(tables, lr=lr, weight_decay=embedding_alpha)
+        self.tables = LazyTableAdam(
+            tables, lr=lr, weight_decay=embedding_alpha, dense=dense_tables, fused=fused
+        )
         self.dense = torch.optim.Adam(dense, lr=lr, weight_decay=alpha, fused=fused, capturable=capturable)
         self._dense_params = dense
 
     def zero_grad(self):
-        """Drop the dense layers' gradients (the tables never hold any)."""
+        """Drop the dense layers' gradients, and the whole tables' in dense mode."""
         self.dense.zero_grad(set_to_none=True)
+        self.tables.zero_grad()
 
     def step(self, plan, leaf):
-        """One Adam step: the dense layers, then the plan's table rows."""
+        """One Adam step: the dense layers, then the plan's table rows (all rows without a plan)."""
         self.dense.step()
         if self.dense.defaults.get("fused"):
             # The fused kernel does not bump the parameters' version counters.

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from ._cuda_graph import GraphedSteps
-from ._optim import DeepFMOptimizer, mark_changed, plan_rows
+from ._optim import DeepFMOptimizer, mark_changed, plan_rows, use_dense_tables
 
 #: Rows per forward pass at prediction time. Fixed, so that a row's score
 #: never depends on how a caller batches its rows.
@@ -166,7 +166,9 @@ def _optimizer(network, config, device):
     # and first-order tables, `alpha` on the dense layers. On the tables it
     # acts on every row at every step (caught up lazily, see LazyTableAdam),
     # so rows seen rarely shrink towards zero: the regularisation that
-    # measured best on frappe.
+    # measured best on frappe. Small tables take every step whole.
+    n_rows = network.embedding.weight.shape[0]
+    lookups = config.batch_size * len(network.field_dims)
     return DeepFMOptimizer(
         network,
         lr=config.learning_rate,
@@ -176,6 +178,7 @@ def _optimizer(network, config, device):
         fused=device.type in ("cpu", "cuda"),
         # On CUDA the whole step may be captured in a CUDA graph.
         capturable=device.type == "cuda",
+        dense_tables=use_dense_tables(n_rows, lookups, device),
     )
 
 
@@ -259,9 +262,20 @@ def sparse_forward(network, tables, codes, values, bags, generator, *, static_sh
     Returns ``(logits, plan, leaf)``: after ``backward``, ``leaf.grad`` holds
     the gradient of the plan's rows, for ``tables.step(plan, leaf)``
     (``tables`` a :class:`LazyTableAdam`). Neither the lookup's backward nor
-    the optimiser then touches the rest of the tables.
+    the optimiser then touches the rest of the tables. With dense tables
+    (``tables.dense``) ``plan`` is None and ``leaf`` holds every row.
     """
     rows, bag_rows = network.table_rows(codes, bags)
+    if tables.dense:
+        logits = network(
+            rows,
+            values,
+            bag_rows,
+            generator,
+            table=tables.gather_all(),
+            dnn_gradient_scale=dnn_gradient_scale,
+        )
+        return logits, None, tables.gather_all()
     lookups = [rows.reshape(-1)] + [element_rows for _, element_rows, _ in bag_rows]
     plan = plan_rows(torch.cat(lookups) if bag_rows else lookups[0], static_shape=static_shape)
     leaf = tables.gather(plan)

@@ -225,3 +225,91 @@ def test_unused_rows_are_never_read_or_written():
         assert torch.equal(after[untouched], before[untouched])
         assert not torch.equal(after[[1, 2]], before[[1, 2]])
     assert opt.last_step.tolist() == [0, 1, 1] + [0] * 9
+
+
+def dense_mode_run(batches, weight_decay, *, n_rows=12, lr=1e-2, state=None, params=None):
+    """Tables after LazyTableAdam steps in dense mode (every row, every step)."""
+    params = tables(n_rows) if params is None else params
+    opt = LazyTableAdam(params, lr=lr, weight_decay=weight_decay, dense=True)
+    if state is not None:
+        opt.load_state_dict(state)
+    for rows, target in batches:
+        leaf = opt.gather_all()
+        (leaf[rows] * target).sum().backward()
+        opt.step(None, leaf)
+    return params, opt
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_dense_mode_is_dense_adam(weight_decay):
+    # Rows 8-11 are in no batch: the decay moves them all the same, as in torch's Adam.
+    batches = random_batches(30, 8, 5, seed=5)
+    dense_mode, opt = dense_mode_run(batches, weight_decay)
+    dense = dense_run(batches, weight_decay)
+    for a, b in zip(dense_mode, dense, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert torch.equal(dense_mode[0][8:], tables()[0][8:]) == (weight_decay == 0.0)
+    state = opt.state_dict()
+    assert state["step"] == 30
+    assert torch.all(state["last_step"] == 30)
+    assert opt._whole.grad is None
+
+
+def test_dense_mode_continues_a_lazy_state_after_catching_up():
+    # A lazy run leaves rows behind; loading its state in dense mode catches
+    # them up first, as the lazy optimizer would when they are next used.
+    batches = random_batches(20, 12, 3, seed=6)
+    params, lazy = lazy_run(batches[:10], 1e-2)
+    state = copy.deepcopy(lazy.state_dict())
+    behind = state["last_step"] < state["step"]
+    assert behind.any()
+    assert (~behind).any()
+    before = [p.clone() for p in params]
+    loaded = LazyTableAdam(params, lr=1e-2, weight_decay=1e-2, dense=True)
+    loaded.load_state_dict(state)
+    assert torch.all(loaded.last_step == 10)
+    for after, old in zip(params, before, strict=True):
+        assert torch.equal(after[~behind], old[~behind])
+        # The decay shrank the rows that missed steps.
+        assert after[behind].abs().sum() < old[behind].abs().sum()
+
+    # A last batch with every row: both then agree closely.
+    every = [(torch.arange(12), torch.randn(12, 5, generator=torch.Generator().manual_seed(9)))]
+    lazy_params, _ = lazy_run(batches[:10] + every, 1e-2)
+    dense_params, _ = dense_mode_run(every, 1e-2, state=state, params=before)
+    for a, b in zip(lazy_params, dense_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_lazy_mode_continues_a_dense_state():
+    batches = random_batches(20, 12, 3, seed=7)
+    params, dense_opt = dense_mode_run(batches[:10], 1e-2)
+    resumed = LazyTableAdam(params, lr=1e-2, weight_decay=1e-2)
+    resumed.load_state_dict(copy.deepcopy(dense_opt.state_dict()))
+    assert torch.all(resumed.last_step == 10)
+    for rows, target in batches[10:]:
+        plan = plan_rows(rows, static_shape=False)
+        leaf = resumed.gather(plan)
+        (leaf[plan.inverse] * target).sum().backward()
+        resumed.step(plan, leaf)
+    assert resumed.step_count == 20
+
+
+def test_dense_mode_rejects_row_plans_and_other_tensors():
+    lazy = LazyTableAdam(tables(), lr=1e-2, weight_decay=0.0)
+    with pytest.raises(RuntimeError, match="dense=True"):
+        lazy.gather_all()
+    dense = LazyTableAdam(tables(), lr=1e-2, weight_decay=0.0, dense=True)
+    dense.gather_all()
+    with pytest.raises(ValueError, match="gather_all"):
+        dense.step(None, torch.zeros(12, 5, requires_grad=True))
+
+
+def test_use_dense_tables_for_small_tables_on_the_cpu_only():
+    from skdeepfm._optim import DENSE_ROWS_PER_LOOKUP, use_dense_tables
+
+    lookups = 1024 * 10
+    assert use_dense_tables(5_000, lookups, "cpu")
+    assert use_dense_tables(DENSE_ROWS_PER_LOOKUP * lookups, lookups, "cpu")
+    assert not use_dense_tables(DENSE_ROWS_PER_LOOKUP * lookups + 1, lookups, "cpu")
+    assert not use_dense_tables(5_000, lookups, "cuda")

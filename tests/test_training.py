@@ -71,13 +71,54 @@ def test_batch_bounds_never_leave_a_batch_of_one_row(n, size, expected):
     assert batch_bounds(n, size) == expected
 
 
-def test_loss_falls_and_the_task_is_learned():
+@pytest.fixture(params=["whole tables", "lazy tables"])
+def table_mode(request, monkeypatch):
+    """Train with the tables updated whole at every step, or lazily, whatever their size.
+
+    Yields the modes the training calls used.
+    """
+    dense = request.param == "whole tables"
+    used = []
+
+    def forced(n_rows, lookups_per_step, device):
+        used.append(dense)
+        return dense
+
+    monkeypatch.setattr(training, "use_dense_tables", forced)
+    yield used
+    assert used
+    assert all(mode == dense for mode in used)
+
+
+def test_loss_falls_and_the_task_is_learned(table_mode):
     X, y = toy()
     network = net()
     history = train(network, X, y, np.ones(len(y)), config(), device=CPU)
     assert history.loss_curve[-1] < 0.5 * history.loss_curve[0]
     assert accuracy(network, X, y) > 0.95
     assert not network.training
+
+
+def test_small_tables_train_whole_and_large_ones_lazily(monkeypatch):
+    modes = []
+    original = training.DeepFMOptimizer
+
+    def recording(*args, **kwargs):
+        optimizer = original(*args, **kwargs)
+        modes.append(optimizer.tables.dense)
+        return optimizer
+
+    monkeypatch.setattr(training, "DeepFMOptimizer", recording)
+    X, y = toy(200)
+    train(net(), X, y, np.ones(len(y)), config(max_iter=1), device=CPU)
+    # 12 table rows, 64 x 3 lookups a step: whole; 200,000 rows: lazily.
+    wide = DeepFMNetwork([4, 4, 200_000], embedding_dim=4, hidden_layer_sizes=(16,))
+    history = train(wide, X, y, np.ones(len(y)), config(max_iter=1), device=CPU)
+    assert modes == [True, False]
+    # The lazy optimizer never touched the rows no batch used.
+    last_step = history.optimizer_state["tables"]["last_step"]
+    assert (last_step[8 + 4 :] == 0).all()
+    assert (last_step[:8] == 4).all()
 
 
 def test_training_is_repeatable_and_leaves_the_global_rng_alone():
@@ -281,9 +322,7 @@ def test_mixed_precision_learns_as_float32_does():
     assert all(p.dtype == torch.float32 for p in network.parameters())
 
 
-def test_optimizer_state_continues_training_and_is_plain():
-    import pickle
-
+def test_optimizer_state_continues_training_and_is_plain(table_mode):
     X, y = toy()
     network = net()
     first = train(network, X, y, np.ones(len(y)), config(max_iter=2), device=CPU)
@@ -328,7 +367,7 @@ def test_static_row_plan_gives_the_same_step_as_the_compact_one():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_multivalued_fields_train():
+def test_multivalued_fields_train(table_mode):
     X, y = multivalued_toy(600)
     network = net()
     history = train(network, X, y, np.ones(len(y)), config(max_iter=5), device=CPU)
