@@ -210,7 +210,7 @@ class DeepFMNetwork(nn.Module):
         self.to(device)
 
     def train(self, mode=True):
-        """Set training mode; also forgets the cached float64 copies of the weights.
+        """Set training mode; also forgets the cached float64 copies of the weights (and their folding).
 
         Examples
         --------
@@ -224,6 +224,7 @@ class DeepFMNetwork(nn.Module):
         with _CASTS_LOCK:
             for param in self.parameters():
                 _CASTS.pop(id(param), None)
+            _FOLDED.pop(self, None)
         return super().train(mode)
 
     def get_config(self):
@@ -457,6 +458,15 @@ class DeepFMNetwork(nn.Module):
             second_order = _apply(self.fm_projection, interactions, generator, dtype)
 
         hidden = emb.reshape(n_samples, -1)
+        folded = None
+        if dtype is not None and not self.training and not torch.is_grad_enabled():
+            folded = _folded_dnn(self, dtype, hidden.device)
+        if folded is not None:
+            # Inference: each BatchNorm folded into the Linear before it.
+            *layers, (weight, out_bias) = folded
+            for layer_weight, layer_bias in layers:
+                hidden = torch.addmm(layer_bias, hidden, layer_weight.t()).relu_()
+            return first_order + bias + second_order + torch.addmm(out_bias, hidden, weight.t())
         if dnn_gradient_scale != 1.0 and hidden.requires_grad:
             hidden = _ScaleGradient.apply(hidden, float(dnn_gradient_scale))
         device_type = hidden.device.type
@@ -523,6 +533,50 @@ def _apply(layer, x, generator, dtype=None):
     return layer(x)
 
 
+#: Each network's DNN with its BatchNorm layers folded in, for inference.
+_FOLDED = weakref.WeakKeyDictionary()
+
+
+def _folded_dnn(network, dtype, device):
+    """``[(weight, bias), ...]``: the DNN's Linear layers, BatchNorm folded in, then the output layer.
+
+    For inference in ``dtype`` (eval mode): a hidden layer is
+    ``relu(hidden @ weight.T + bias)``. Folding is computed in float64 and
+    kept while no weight, bias or running statistic changes (their version
+    counters and data pointers; ``DeepFMNetwork.train`` drops it). None when
+    the DNN holds a layer of another kind than the network builds.
+    """
+    modules = [*network.dnn, network.dnn_output]
+    tensors = [t for module in modules for t in (*module.parameters(), *module.buffers())]
+    key = (dtype, device, tuple((t._version, t.data_ptr()) for t in tensors))
+    with _CASTS_LOCK:
+        cached = _FOLDED.get(network)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    layers = []
+    # Not inference tensors: the cache also serves calls outside inference mode.
+    with torch.inference_mode(False), torch.no_grad():
+        for module in modules:
+            if isinstance(module, nn.Linear):
+                bias = module.bias if module.bias is not None else torch.zeros(module.out_features)
+                layers.append([module.weight.to(device, torch.float64), bias.to(device, torch.float64)])
+            elif isinstance(module, nn.BatchNorm1d) and layers and module.track_running_stats:
+                std = (module.running_var.to(device, torch.float64) + module.eps).sqrt()
+                scale = module.weight.to(device, torch.float64) / std
+                weight, bias = layers[-1]
+                mean = module.running_mean.to(device, torch.float64)
+                layers[-1] = [
+                    weight * scale[:, None],
+                    (bias - mean) * scale + module.bias.to(device, torch.float64),
+                ]
+            elif not isinstance(module, (nn.ReLU, nn.Dropout)):
+                return None
+    folded = [(weight.to(dtype).contiguous(), bias.to(dtype)) for weight, bias in layers]
+    with _CASTS_LOCK:
+        _FOLDED[network] = (key, folded)
+    return folded
+
+
 #: Copies of parameters in another dtype, by ``id`` of the parameter (with a
 #: weak reference to check it is the same one): converting the DNN's weights
 #: took most of a one-row prediction's time.
@@ -543,7 +597,9 @@ def _cast(tensor, dtype):
         cached = _CASTS.get(id(tensor))
     if cached is not None and cached[0]() is tensor and cached[1] == key:
         return cached[2]
-    converted = tensor.detach().to(dtype)
+    # Not an inference tensor: the cache also serves calls that record gradients.
+    with torch.inference_mode(False):
+        converted = tensor.detach().to(dtype)
     ident = id(tensor)
     with _CASTS_LOCK:
         _CASTS[ident] = (weakref.ref(tensor, lambda _: _CASTS.pop(ident, None)), key, converted)

@@ -295,3 +295,41 @@ def test_float64_prediction_follows_batchnorm_statistics_and_training():
     after = net.eval()(SEED_BATCH, dtype=torch.float64)
     assert not torch.equal(before, after)
     torch.testing.assert_close(after.float(), net(SEED_BATCH), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"batch_norm": False}, {"n_outputs": 3}])
+def test_inference_folds_batchnorm_into_the_linear_layers(kwargs):
+    from skdeepfm import _network
+
+    net = make_net(**kwargs).train()
+    for seed in range(3):  # running statistics away from their start
+        net(SEED_BATCH, generator=torch.Generator().manual_seed(seed))
+    net.eval()
+    with torch.inference_mode():
+        folded = net(SEED_BATCH, dtype=torch.float64)
+        single = torch.cat([net(SEED_BATCH[i : i + 1], dtype=torch.float64) for i in range(4)])
+    assert net in _network._FOLDED
+    # With gradients enabled the layers run one by one, unfolded.
+    unfolded = net(SEED_BATCH, dtype=torch.float64).detach()
+    torch.testing.assert_close(folded, unfolded, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(single, folded, rtol=1e-12, atol=1e-12)
+
+
+def test_folded_inference_follows_weights_and_statistics():
+    net = make_net().eval()
+    with torch.inference_mode():
+        before = net(SEED_BATCH, dtype=torch.float64)
+    with torch.no_grad():
+        net.dnn[1].running_var.mul_(4.0)
+    with torch.inference_mode():
+        shifted = net(SEED_BATCH, dtype=torch.float64)
+    assert not torch.equal(before, shifted)
+    torch.testing.assert_close(shifted, net(SEED_BATCH, dtype=torch.float64).detach(), rtol=1e-12, atol=0)
+
+    state = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    state["dnn.0.bias"].mul_(2.0)
+    net.load_state_dict(state)
+    with torch.inference_mode():
+        reloaded = net(SEED_BATCH, dtype=torch.float64)
+    assert not torch.equal(reloaded, shifted)
+    torch.testing.assert_close(reloaded, net(SEED_BATCH, dtype=torch.float64).detach(), rtol=1e-12, atol=0)
