@@ -331,7 +331,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         values = None
         bags = {}
         for j, (spec, column) in enumerate(zip(fields, columns, strict=True)):
-            raw = plain_values(column)
+            raw = plain_values(column, keep_arrow_strings=spec.kind == CATEGORICAL)
             if spec.kind != MULTIVALUE:
                 _check_finite(raw, column_name(self, j))
             result = encode(spec, raw)

@@ -110,12 +110,37 @@ def _hashable(value):
     return value
 
 
-def plain_values(column):
-    """1-D values of ``column`` that ``pd.factorize`` accepts."""
+def plain_values(column, *, keep_arrow_strings=False):
+    """1-D values of ``column`` that ``pd.factorize`` accepts.
+
+    With ``keep_arrow_strings``, a pandas string column stored by pyarrow
+    (pandas' default ``str`` dtype) stays a pandas array: converting it to
+    Python strings cost most of an encoder's fit, while pandas factorizes it
+    in pyarrow (:class:`CategoricalField` takes it).
+    """
+    if keep_arrow_strings and isinstance(column, pd.Series) and _arrow_strings(column.array) is not None:
+        return column.array
     values = column.to_numpy() if isinstance(column, pd.Series) else column
     if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind == "O":
         values = np.asarray(values, dtype=object)
     return values
+
+
+def _arrow_strings(values):
+    """The pyarrow string array behind a pandas array of ``values``, else None."""
+    if pa is None or not isinstance(values, pd.api.extensions.ExtensionArray):
+        return None
+    if not isinstance(getattr(values, "dtype", None), pd.StringDtype | pd.ArrowDtype):
+        return None
+    try:
+        arrow = pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    if not (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
+        return None
+    return arrow
 
 
 def _check_finite(values, name):
@@ -185,17 +210,6 @@ def _sort_uniques(uniques, keyed):
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank, uniques[order]
-    if not keyed:
-        try:
-            rank, sorted_uniques = pd.factorize(uniques, sort=True, use_na_sentinel=True)
-            return rank.astype(np.int64), sorted_uniques
-        except TypeError:
-            pass
-    uniques = np.asarray(uniques, dtype=object)
-    order = np.array(sorted(range(len(uniques)), key=lambda i: _sort_key(uniques[i])), dtype=np.int64)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank, uniques[order]
 
 
 def infrequent_mask(counts, n_samples, min_frequency, max_categories):
@@ -222,6 +236,33 @@ def infrequent_mask(counts, n_samples, min_frequency, max_categories):
 #: Hash indexes of fitted vocabularies, by field: kept out of the fields
 #: themselves so that they are neither pickled nor saved.
 _VOCABULARY_INDEXES = weakref.WeakKeyDictionary()
+
+
+#: The fitted vocabularies as pyarrow string arrays (None where a category is
+#: not a string), by field, for :func:`_arrow_positions`.
+_ARROW_VOCABULARIES = weakref.WeakKeyDictionary()
+
+
+def _arrow_positions(field, arrow_values):
+    """(vocabulary position or -1, missing mask) of pyarrow strings, or None.
+
+    One pyarrow hash pass (``index_in``) without a Python string per value;
+    None when the vocabulary is not all strings.
+    """
+    entry = _ARROW_VOCABULARIES.get(field)
+    if entry is None or entry[0] is not field.categories:
+        categories = field.categories
+        vocabulary = None
+        if categories.dtype == object and all(type(c) is str for c in categories):
+            # Lone surrogates are not UTF-8: such a vocabulary takes pandas' path.
+            with contextlib.suppress(pa.ArrowException, UnicodeEncodeError):
+                vocabulary = pa.array(categories, type=arrow_values.type)
+        entry = _ARROW_VOCABULARIES[field] = (categories, vocabulary)
+    if entry[1] is None:
+        return None
+    positions = pc.index_in(arrow_values, value_set=entry[1])
+    codes = pc.fill_null(positions, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, arrow_values.is_null().to_numpy(zero_copy_only=False)
 
 
 #: Up to this many values are looked up one by one (see CategoricalField._lookup).
@@ -286,17 +327,26 @@ class CategoricalField:
 
     def encode(self, values):
         """Codes of ``values``: unseen -> unknown (or infrequent, if the field has any)."""
+        codes, missing = self._positions(values)
+        unseen = INFREQUENT_INDEX if self.n_infrequent else UNKNOWN_INDEX
+        codes = np.where(codes < 0, unseen, codes + N_RESERVED)
+        return np.where(missing, MISSING_INDEX, codes)
+
+    def _positions(self, values):
+        """(vocabulary position or -1, missing mask) of ``values``."""
         categories = self.categories
+        if len(values) >= len(categories) and (arrow := _arrow_strings(values)) is not None:
+            found = _arrow_positions(self, arrow)
+            if found is not None:
+                return found
+        if isinstance(values, pd.api.extensions.ExtensionArray):
+            values = plain_values(pd.Series(values, copy=False))
         as_object = categories.dtype.kind != values.dtype.kind
         if as_object:
             categories, values = categories.astype(object), np.asarray(values, dtype=object)
         if len(values) < len(categories):
-            codes, missing = self._lookup(values, as_object)
-        else:
-            codes, missing = self._factorize_with_vocabulary(categories, values)
-        unseen = INFREQUENT_INDEX if self.n_infrequent else UNKNOWN_INDEX
-        codes = np.where(codes < 0, unseen, codes + N_RESERVED)
-        return np.where(missing, MISSING_INDEX, codes)
+            return self._lookup(values, as_object)
+        return self._factorize_with_vocabulary(categories, values)
 
     def _lookup(self, values, as_object):
         """(vocabulary position or -1, missing mask) from the field's cached hash index.

@@ -6,7 +6,7 @@ import pytest
 from sklearn.base import clone
 
 from skdeepfm import MISSING_INDEX, UNKNOWN_INDEX, FieldEncoder
-from skdeepfm._fields import N_RESERVED
+from skdeepfm._fields import _ARROW_VOCABULARIES, N_RESERVED
 
 
 def test_vocabulary_is_sorted_and_codes_follow_it():
@@ -214,3 +214,44 @@ def test_cells_pandas_cannot_order_still_get_a_deterministic_vocabulary():
     assert reordered.categories_[0].tolist() == enc.categories_[0].tolist()
     codes = enc.transform(X)[:, 0]
     assert sorted(codes.tolist()) == list(range(N_RESERVED, N_RESERVED + 7))
+
+
+@pytest.mark.parametrize(
+    "dtype", ["str", "string[pyarrow]", pd.ArrowDtype(__import__("pyarrow").large_string())]
+)
+@pytest.mark.parametrize("min_frequency", [None, 2])
+def test_pyarrow_string_columns_encode_as_object_strings_do(dtype, min_frequency):
+    # Arrow-backed columns are factorized and looked up in pyarrow, without a
+    # Python string per cell: the vocabulary and every code must be the same.
+    rng = np.random.default_rng(3)
+    words = np.array(["b", "a", "é", "z", "ab", "", "A", "日本"], dtype=object)
+    train = words[rng.integers(0, 6, 300)]
+    train[::17] = None
+    test = np.concatenate([words[rng.integers(0, 8, 300)], [None, "unseen"]]).astype(object)
+    frames = {}
+    for kind, values in (("train", train), ("test", test)):
+        plain = pd.DataFrame(
+            {"f": pd.Series(values, dtype=object), "g": pd.Series(values[::-1], dtype=object)}
+        )
+        frames[kind] = (plain, plain.astype(dtype))
+    plain_enc = FieldEncoder(min_frequency=min_frequency).fit(frames["train"][0])
+    arrow_enc = FieldEncoder(min_frequency=min_frequency).fit(frames["train"][1])
+    for left, right in zip(plain_enc.categories_, arrow_enc.categories_, strict=True):
+        assert left.dtype == right.dtype == object
+        assert left.tolist() == right.tolist()
+    np.testing.assert_array_equal(arrow_enc.code_counts_[0], plain_enc.code_counts_[0])
+    for kind in ("train", "test"):
+        expected = plain_enc.transform(frames[kind][0])
+        np.testing.assert_array_equal(arrow_enc.transform(frames[kind][1]), expected)
+        # Few rows (a hash lookup per row) and many (one pyarrow pass) agree.
+        np.testing.assert_array_equal(arrow_enc.transform(frames[kind][1].head(3)), expected[:3])
+    assert MISSING_INDEX in arrow_enc.transform(frames["test"][1])[:, 0]
+    assert all(field in _ARROW_VOCABULARIES for field in arrow_enc._fields)  # the pyarrow path ran
+
+
+def test_pyarrow_strings_against_a_vocabulary_of_other_types():
+    # Fitted on ints, then given strings: nothing matches, as with object columns.
+    enc = FieldEncoder().fit(pd.DataFrame({"f": list(range(5)) * 2}))
+    strings = pd.DataFrame({"f": pd.Series(["1", "2", None] * 4, dtype="str")})
+    np.testing.assert_array_equal(enc.transform(strings)[:, 0], enc.transform(strings.astype(object))[:, 0])
+    assert set(enc.transform(strings)[:, 0]) == {UNKNOWN_INDEX, MISSING_INDEX}
