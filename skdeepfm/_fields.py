@@ -514,10 +514,22 @@ class MultiValueField:
         return self.elements.encode(flat), lengths
 
 
+#: What ``pd.api.types.infer_dtype`` calls an object column without a list cell.
+_LISTLESS_INFERRED = frozenset(
+    {"string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "complex", "boolean"}
+    | {"datetime64", "datetime", "date", "timedelta64", "timedelta", "time", "period", "interval", "empty"}
+)
+
+
 def _has_list_cells(column):
     # Only plain object columns can hold lists; str, category and numeric
-    # columns are not scanned.
-    return column.dtype == np.dtype(object) and any(isinstance(c, _LIST_TYPES) for c in column)
+    # columns are not scanned. pandas' type inference (compiled) clears the
+    # usual all-string column without a Python call per cell.
+    if column.dtype != np.dtype(object):
+        return False
+    if pd.api.types.infer_dtype(column, skipna=True) in _LISTLESS_INFERRED:
+        return False
+    return any(isinstance(c, _LIST_TYPES) for c in column)
 
 
 def _is_float_column(column):

@@ -305,3 +305,21 @@ def test_sorted_vocabularies_follow_pandas_order_for_any_strings():
         codes, uniques = _factorize(values, sort=True)
         assert list(uniques) == list(expected_uniques)
         np.testing.assert_array_equal(codes, expected_codes)
+
+
+@pytest.mark.parametrize(
+    ("cells", "kind"),
+    [
+        (["a", None, "b", "c"], "categorical"),
+        ([1, 2, None, 3], "categorical"),
+        ([b"x", b"y", None, b"x"], "categorical"),
+        (["a", ["b", "c"], None, "d"], "multivalue"),
+        ([1, (2, 3), 4, 5], "multivalue"),
+        ([2.5, {1, 2}, None, 1.0], "multivalue"),
+        ([np.array(["a"]), "b", None, "c"], "multivalue"),
+        ([[], ["a"], ["b"], None], "multivalue"),
+    ],
+)
+def test_auto_detects_list_cells_in_object_columns(cells, kind):
+    X = pd.DataFrame({"f": pd.Series(cells, dtype=object)})
+    assert FieldEncoder(numeric_features=None).fit(X).field_kinds_.tolist() == [kind]
