@@ -516,7 +516,7 @@ def _apply(layer, x, generator, dtype=None):
     if isinstance(layer, nn.Linear) and layer.weight.dtype != x.dtype:
         bias = None if layer.bias is None else _cast(layer.bias, x.dtype)
         return F.linear(x, _cast(layer.weight, x.dtype), bias)
-    if isinstance(layer, nn.BatchNorm1d) and layer.weight.dtype != x.dtype:
+    if isinstance(layer, nn.BatchNorm1d) and layer.running_mean.dtype != x.dtype:
         if layer.training:
             raise ValueError("A dtype other than the parameters' is for inference (eval mode) only.")
         return F.batch_norm(
@@ -525,8 +525,8 @@ def _apply(layer, x, generator, dtype=None):
             # without moving their version counters.
             layer.running_mean.to(x.dtype),
             layer.running_var.to(x.dtype),
-            _cast(layer.weight, x.dtype),
-            _cast(layer.bias, x.dtype),
+            None if layer.weight is None else _cast(layer.weight, x.dtype),
+            None if layer.bias is None else _cast(layer.bias, x.dtype),
             training=False,
             eps=layer.eps,
         )
@@ -561,14 +561,14 @@ def _folded_dnn(network, dtype, device):
                 bias = module.bias if module.bias is not None else torch.zeros(module.out_features)
                 layers.append([module.weight.to(device, torch.float64), bias.to(device, torch.float64)])
             elif isinstance(module, nn.BatchNorm1d) and layers and module.track_running_stats:
-                std = (module.running_var.to(device, torch.float64) + module.eps).sqrt()
-                scale = module.weight.to(device, torch.float64) / std
+                scale = 1 / (module.running_var.to(device, torch.float64) + module.eps).sqrt()
+                shift = torch.zeros_like(scale)
+                if module.affine:
+                    scale = scale * module.weight.to(device, torch.float64)
+                    shift = module.bias.to(device, torch.float64)
                 weight, bias = layers[-1]
                 mean = module.running_mean.to(device, torch.float64)
-                layers[-1] = [
-                    weight * scale[:, None],
-                    (bias - mean) * scale + module.bias.to(device, torch.float64),
-                ]
+                layers[-1] = [weight * scale[:, None], (bias - mean) * scale + shift]
             elif not isinstance(module, (nn.ReLU, nn.Dropout)):
                 return None
     folded = [(weight.to(dtype).contiguous(), bias.to(dtype)) for weight, bias in layers]

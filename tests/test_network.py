@@ -333,3 +333,22 @@ def test_folded_inference_follows_weights_and_statistics():
         reloaded = net(SEED_BATCH, dtype=torch.float64)
     assert not torch.equal(reloaded, shifted)
     torch.testing.assert_close(reloaded, net(SEED_BATCH, dtype=torch.float64).detach(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("index", "module", "folds"),
+    [(1, torch.nn.BatchNorm1d(32, affine=False), True), (2, torch.nn.Tanh(), False)],
+    ids=["batchnorm-without-affine", "tanh"],
+)
+def test_inference_of_changed_dnn_layers_matches_running_them_one_by_one(index, module, folds):
+    from skdeepfm import _network
+
+    net = make_net()
+    net.dnn[index] = module
+    net.train()(SEED_BATCH, generator=torch.Generator().manual_seed(0))
+    net.eval()
+    with torch.inference_mode():
+        fast = net(SEED_BATCH, dtype=torch.float64)
+    unfolded = net(SEED_BATCH, dtype=torch.float64).detach()
+    torch.testing.assert_close(fast, unfolded, rtol=1e-12, atol=1e-12)
+    assert (_network._FOLDED.get(net, (None, None))[1] is not None) == folds
