@@ -37,9 +37,10 @@ class EncodedFields:
 
     Attributes
     ----------
-    codes : ndarray of shape (n_samples, n_fields), int64
+    codes : ndarray of shape (n_samples, n_fields), int32 or int64
         The code of each cell (0 for multi-valued fields, whose codes are in
-        ``bags``).
+        ``bags``). The encoder gives int32 (half the memory of int64) unless
+        ``hash_buckets`` needs more.
     values : ndarray of shape (n_samples, n_fields), float32, or None
         The multiplier of each cell's vector: the scaled value of a numeric
         field, 1 elsewhere. None when no field is numeric.
@@ -327,7 +328,10 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
 
     def _run(self, fields, columns, encode):
         n_samples = len(columns[0])
-        codes = np.zeros((n_samples, len(fields)), dtype=np.int64)
+        # A learned field has fewer codes than rows seen in fit; a hashed one
+        # hash_buckets + N_RESERVED.
+        wide = self.hash_buckets is not None and self.hash_buckets + N_RESERVED > np.iinfo(np.int32).max
+        codes = np.zeros((n_samples, len(fields)), dtype=np.int64 if wide else np.int32)
         values = None
         bags = {}
         for j, (spec, column) in enumerate(zip(fields, columns, strict=True)):
@@ -377,7 +381,7 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     def _to_array(self, encoded):
         kinds = self.field_kinds_
         if not encoded.bags and encoded.values is None:
-            return encoded.codes
+            return encoded.codes.astype(np.int64, copy=False)
         out = encoded.codes.astype(np.float64)
         for j in np.flatnonzero(kinds == NUMERIC):
             out[:, j] = np.where(encoded.codes[:, j] == MISSING_INDEX, np.nan, encoded.values[:, j])

@@ -198,7 +198,10 @@ class DeviceRows:
 
     def __init__(self, data, device):
         self.device = device
-        self.codes = torch.as_tensor(np.ascontiguousarray(data.codes, dtype=np.int64), device=device)
+        # int32 codes stay int32 (the encoder's, half the memory); the
+        # network adds its int64 field offsets per batch.
+        code_dtype = np.int32 if data.codes.dtype == np.int32 else np.int64
+        self.codes = torch.as_tensor(np.ascontiguousarray(data.codes, dtype=code_dtype), device=device)
         self.values = None
         if data.values is not None:
             self.values = torch.as_tensor(np.ascontiguousarray(data.values, dtype=np.float32), device=device)

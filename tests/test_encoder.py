@@ -255,3 +255,18 @@ def test_pyarrow_strings_against_a_vocabulary_of_other_types():
     strings = pd.DataFrame({"f": pd.Series(["1", "2", None] * 4, dtype="str")})
     np.testing.assert_array_equal(enc.transform(strings)[:, 0], enc.transform(strings.astype(object))[:, 0])
     assert set(enc.transform(strings)[:, 0]) == {UNKNOWN_INDEX, MISSING_INDEX}
+
+
+def test_codes_are_int32_inside_and_int64_outside():
+    # int32 halves the memory of the encoded training set; transform keeps int64.
+    X = pd.DataFrame({"a": ["x", "y", "z"] * 4, "b": [1, 2, 3, 4] * 3})
+    from skdeepfm._fields import validate_fields
+
+    enc = FieldEncoder().fit(X)
+    assert enc._encode_columns(validate_fields(enc, X, reset=False)).codes.dtype == np.int32
+    assert enc.transform(X).dtype == np.int64
+    # More hash buckets than int32 holds: int64 inside too.
+    wide = FieldEncoder(hash_buckets=2**31).fit(X)
+    encoded = wide._encode_columns(validate_fields(wide, X, reset=False))
+    assert encoded.codes.dtype == np.int64
+    np.testing.assert_array_equal(encoded.codes, wide.transform(X))

@@ -121,6 +121,18 @@ def test_small_tables_train_whole_and_large_ones_lazily(monkeypatch):
     assert (last_step[:8] == 4).all()
 
 
+def test_int32_and_int64_codes_train_alike(table_mode):
+    X, y = toy()
+    narrow = EncodedFields(X.codes.astype(np.int32))
+    a, b = net(), net()
+    ha = train(a, X, y, np.ones(len(y)), config(max_iter=2), device=CPU)
+    hb = train(b, narrow, y, np.ones(len(y)), config(max_iter=2), device=CPU)
+    assert ha.loss_curve == hb.loss_curve
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+    np.testing.assert_array_equal(predict_logits(a, X, CPU), predict_logits(b, narrow, CPU))
+
+
 def test_training_is_repeatable_and_leaves_the_global_rng_alone():
     X, y = toy()
     state = torch.random.get_rng_state()
