@@ -190,7 +190,7 @@ class LazyTableAdam:
         if not self.dense:
             raise RuntimeError("gather_all is for a LazyTableAdam made with dense=True.")
         if self._whole is None:
-            whole = torch.cat([table.detach() for table in self.tables], 1).requires_grad_()
+            whole = self._joined().requires_grad_()
             adam = torch.optim.Adam(
                 [whole],
                 lr=self.lr,
@@ -264,19 +264,27 @@ class LazyTableAdam:
         self.step_tensor += 1
         self._whole_adam.step()
         leaf.grad = None
-        for table, column in zip(self.tables, leaf.detach().split(self.widths, 1), strict=True):
+        self._write_whole(leaf.detach())
+
+    def _joined(self):
+        """Every row of the tables, side by side (a new tensor)."""
+        return torch.cat([table.detach() for table in self.tables], 1)
+
+    def _write_whole(self, whole):
+        """Copy ``whole`` (every row, the tables side by side) into the tables."""
+        for table, column in zip(self.tables, whole.split(self.widths, 1), strict=True):
             table.copy_(column)
 
     @torch.no_grad()
     def _catch_up_all(self):
         """Catch every row up on the steps it missed (dense mode, after loading a lazy state)."""
         t = self.step_tensor + 1
-        whole = torch.cat([table.detach() for table in self.tables], 1)
-        whole, exp_avg, exp_avg_sq = self._catch_up(whole, self.exp_avg, self.exp_avg_sq, self.last_step, t)
+        whole, exp_avg, exp_avg_sq = self._catch_up(
+            self._joined(), self.exp_avg, self.exp_avg_sq, self.last_step, t
+        )
         self.exp_avg.copy_(exp_avg)
         self.exp_avg_sq.copy_(exp_avg_sq)
-        for table, column in zip(self.tables, whole.split(self.widths, 1), strict=True):
-            table.copy_(column)
+        self._write_whole(whole)
         self.last_step.copy_(self.step_tensor)
 
     def _catch_up(self, param, exp_avg, exp_avg_sq, last, t):

@@ -270,15 +270,9 @@ def sparse_forward(network, tables, codes, values, bags, generator, *, static_sh
     """
     rows, bag_rows = network.table_rows(codes, bags)
     if tables.dense:
-        logits = network(
-            rows,
-            values,
-            bag_rows,
-            generator,
-            table=tables.gather_all(),
-            dnn_gradient_scale=dnn_gradient_scale,
-        )
-        return logits, None, tables.gather_all()
+        leaf = tables.gather_all()
+        logits = network(rows, values, bag_rows, generator, table=leaf, dnn_gradient_scale=dnn_gradient_scale)
+        return logits, None, leaf
     lookups = [rows.reshape(-1)] + [element_rows for _, element_rows, _ in bag_rows]
     plan = plan_rows(torch.cat(lookups) if bag_rows else lookups[0], static_shape=static_shape)
     leaf = tables.gather(plan)
