@@ -118,7 +118,7 @@ def plain_values(column, *, keep_arrow_strings=False):
     Python strings cost most of an encoder's fit, while pandas factorizes it
     in pyarrow (:class:`CategoricalField` takes it).
     """
-    if keep_arrow_strings and isinstance(column, pd.Series) and _arrow_strings(column.array) is not None:
+    if keep_arrow_strings and isinstance(column, pd.Series) and _is_string_array(column.array):
         return column.array
     values = column.to_numpy() if isinstance(column, pd.Series) else column
     if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind == "O":
@@ -126,11 +126,21 @@ def plain_values(column, *, keep_arrow_strings=False):
     return values
 
 
+def _is_string_array(values):
+    """Whether ``values`` is a pandas string array that pyarrow can take (by its dtype only)."""
+    if pa is None or not isinstance(values, pd.api.extensions.ExtensionArray):
+        return False
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    return isinstance(dtype, pd.ArrowDtype) and (
+        pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype)
+    )
+
+
 def _arrow_strings(values):
     """The pyarrow string array behind a pandas array of ``values``, else None."""
-    if pa is None or not isinstance(values, pd.api.extensions.ExtensionArray):
-        return None
-    if not isinstance(getattr(values, "dtype", None), pd.StringDtype | pd.ArrowDtype):
+    if not _is_string_array(values):
         return None
     try:
         arrow = pa.array(values)
