@@ -50,13 +50,16 @@ EMBEDDING_DIM = 10
 FRAPPE_DIMS = [957, 4082, 7, 7, 2, 3, 2, 9, 80, 233]
 
 
+def zipf_probabilities(n_values):
+    """Probability of each of ``n_values`` values, Zipf-like (exponent 1.05)."""
+    weights = 1.0 / np.arange(1, n_values + 1) ** 1.05
+    return weights / weights.sum()
+
+
 def generated(field_dims, n_rows, seed=0):
     """Codes drawn Zipf-like from each field's vocabulary, and random labels."""
     rng = np.random.default_rng(seed)
-    columns = []
-    for dim in field_dims:
-        weights = 1.0 / np.arange(1, dim + 1) ** 1.05
-        columns.append(rng.choice(dim, size=n_rows, p=weights / weights.sum()))
+    columns = [rng.choice(dim, size=n_rows, p=zipf_probabilities(dim)) for dim in field_dims]
     return EncodedFields(np.stack(columns, 1).astype(np.int64)), rng.integers(0, 2, n_rows)
 
 
@@ -65,8 +68,7 @@ def distinct_values(vocab, n_rows, seed=0):
     if not n_rows:
         return int(vocab)
     rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, int(vocab) + 1) ** 1.05
-    return len(np.unique(rng.choice(int(vocab), size=n_rows, p=weights / weights.sum())))
+    return len(np.unique(rng.choice(int(vocab), size=n_rows, p=zipf_probabilities(int(vocab)))))
 
 
 def config(mixed_precision):
