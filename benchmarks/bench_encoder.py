@@ -54,14 +54,14 @@ def main():
     for dtype in ("object", "str"):
         frame = X.astype(dtype)
         rows = []
-        ours = FieldEncoder()
-        _, fit_s = timed(lambda frame=frame, ours=ours: ours.fit_transform(frame))
-        _, transform_s = timed(lambda frame=frame, ours=ours: ours.transform(frame))
-        rows.append(("skdeepfm FieldEncoder", fit_s, transform_s))
-        theirs = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
-        _, fit_s = timed(lambda frame=frame, theirs=theirs: theirs.fit_transform(frame))
-        _, transform_s = timed(lambda frame=frame, theirs=theirs: theirs.transform(frame))
-        rows.append(("sklearn OrdinalEncoder", fit_s, transform_s))
+        encoders = {
+            "skdeepfm FieldEncoder": FieldEncoder(),
+            "sklearn OrdinalEncoder": OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+        }
+        for name, encoder in encoders.items():
+            _, fit_s = timed(lambda frame=frame, encoder=encoder: encoder.fit_transform(frame))
+            _, transform_s = timed(lambda frame=frame, encoder=encoder: encoder.transform(frame))
+            rows.append((name, fit_s, transform_s))
         lines += [
             "",
             f"Columns of dtype `{dtype}`:",
