@@ -97,6 +97,7 @@ class BaseDeepFM(BaseEstimator):
         "dnn_gradient_scale": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -212,6 +213,10 @@ class BaseDeepFM(BaseEstimator):
                 fm_scale=self.fm_scale,
                 generator=seeded_generator(seed),
             )
+            bias = self._initial_bias(train_rows[1], train_rows[2], target_state)
+            if bias is not None:
+                with torch.no_grad():
+                    network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
             optimizer_state = None
         n_train = len(train_rows[0])
         batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
@@ -229,6 +234,7 @@ class BaseDeepFM(BaseEstimator):
             mixed_precision=self.mixed_precision,
             cuda_graphs=self.cuda_graphs,
             dnn_gradient_scale=self.dnn_gradient_scale,
+            learning_rate_decay=self.learning_rate_decay,
             **self._config_extras(),
         )
         if continuing:
@@ -275,6 +281,10 @@ class BaseDeepFM(BaseEstimator):
         if hasattr(self, "feature_names_in_"):
             encoder.feature_names_in_ = self.feature_names_in_
         return encoder
+
+    def _initial_bias(self, targets, sample_weight, target_state):
+        """The network's starting bias for these training targets; None keeps zero."""
+        return None
 
     def _target_weights(self, y, targets, target_state, incremental):
         """Per-row weight multipliers from the targets (class weights); 1 by default."""

@@ -16,19 +16,26 @@ from ._base import BaseDeepFM, auto_batch_size
 __all__ = ["DeepFMClassifier", "auto_batch_size"]
 
 
-def _validation_score(y, logits, sample_weight):
-    """ROC AUC for two classes; negative log-loss otherwise (higher is better).
+def _validation_score(y, logits, sample_weight, scoring="loss"):
+    """The early-stopping score of validation rows, higher is better.
 
+    ``scoring="loss"``: minus the log-loss; ``"roc_auc"``: ROC AUC (one
+    against the rest, macro-averaged, for more than two classes).
     ``sample_weight`` includes the class weights, so that the kept epoch is
     the best one under the weighted objective.
     """
-    if logits.shape[1] == 1 and len(np.unique(y)) == 2:
-        return roc_auc_score(y, logits[:, 0], sample_weight=sample_weight)
     if logits.shape[1] == 1:
         proba = expit(logits[:, 0])
-        return -log_loss(y, np.column_stack([1 - proba, proba]), sample_weight=sample_weight, labels=[0, 1])
-    proba = softmax(logits, axis=1)
-    return -log_loss(y, proba, sample_weight=sample_weight, labels=np.arange(logits.shape[1]))
+        proba = np.column_stack([1 - proba, proba])
+    else:
+        proba = softmax(logits, axis=1)
+    labels = np.arange(proba.shape[1])
+    if scoring == "roc_auc" and len(np.unique(y)) == proba.shape[1]:
+        if proba.shape[1] == 2:
+            return roc_auc_score(y, logits[:, 0], sample_weight=sample_weight)
+        return roc_auc_score(y, proba, sample_weight=sample_weight, multi_class="ovr", labels=labels)
+    # ROC AUC is undefined while a class is absent from the validation rows.
+    return -log_loss(y, proba, sample_weight=sample_weight, labels=labels)
 
 
 class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
@@ -83,6 +90,10 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
+    learning_rate_decay : float, default=1.0
+        Multiplier of the learning rate after every epoch that does not
+        improve the validation score by more than ``tol`` (the training loss
+        without early stopping). 1 keeps the rate constant.
     max_iter : int, default=100
         Maximum number of epochs (passes over the training rows).
     early_stopping : bool or "auto", default="auto"
@@ -93,6 +104,13 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         training loss stops improving.
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping (stratified).
+    scoring : {"loss", "roc_auc"}, default="loss"
+        The validation score that early stopping follows and that chooses the
+        kept epoch: "loss", minus the log-loss (calibrated probabilities);
+        "roc_auc", the ROC AUC (one against the rest, macro-averaged, for
+        more than two classes; minus the log-loss while a class is absent
+        from the validation rows). The ROC AUC ignores calibration: on small
+        tables it keeps epochs whose probabilities are over-confident.
     n_iter_no_change : int, default=5
         Epochs without an improvement of more than ``tol`` before stopping.
     tol : float, default=1e-4
@@ -168,8 +186,8 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
     loss_curve_ : list of float
         Mean training loss of each epoch (without the L2 penalty).
     validation_scores_ : list of float or None
-        Validation score of each epoch with early stopping: ROC AUC for two
-        classes, negative log-loss for more. None without early stopping.
+        Validation score of each epoch with early stopping (``scoring``:
+        minus the log-loss, or the ROC AUC). None without early stopping.
     best_validation_score_ : float or None
         The best of ``validation_scores_``, whose epoch's weights were kept.
         None without early stopping.
@@ -211,6 +229,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
     _parameter_constraints: dict = {
         **BaseDeepFM._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
+        "scoring": [StrOptions({"loss", "roc_auc"})],
     }
 
     def __init__(
@@ -226,9 +245,11 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         dnn_gradient_scale=0.01,
         batch_size="auto",
         learning_rate_init=1e-3,
+        learning_rate_decay=1.0,
         max_iter=100,
         early_stopping="auto",
         validation_fraction=0.1,
+        scoring="loss",
         n_iter_no_change=5,
         tol=1e-4,
         shuffle=True,
@@ -256,9 +277,11 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         self.dnn_gradient_scale = dnn_gradient_scale
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate_decay = learning_rate_decay
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.scoring = scoring
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.shuffle = shuffle
@@ -416,14 +439,23 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
             weights = compute_class_weight(self.class_weight, classes=classes, y=y)
         return weights[targets]
 
+    def _initial_bias(self, targets, sample_weight, classes):
+        # The log-odds of the (weighted) class frequencies: the network starts
+        # at the base rate instead of 1/2, as gradient boosting does.
+        frequencies = np.bincount(targets, weights=sample_weight, minlength=len(classes))
+        frequencies = np.clip(frequencies / frequencies.sum(), 1e-6, 1 - 1e-6)
+        if len(classes) == 2:
+            return np.log(frequencies[1:] / frequencies[0])
+        log_frequencies = np.log(frequencies)
+        return log_frequencies - log_frequencies.mean()
+
     def _stratify(self, targets, n_validation):
         counts = np.bincount(targets)
         counts = counts[counts > 0]
         return targets if counts.min() >= 2 and n_validation >= len(counts) else None
 
-    @staticmethod
-    def _validation_score(y, logits, sample_weight):
-        return _validation_score(y, logits, sample_weight)
+    def _validation_score(self, y, logits, sample_weight):
+        return _validation_score(y, logits, sample_weight, self.scoring)
 
     def decision_function(self, X):
         """Logits of the rows of ``X``.

@@ -263,7 +263,8 @@ class DeepFMNetwork(nn.Module):
         """Draw fresh initial weights from ``generator`` (a CPU generator).
 
         Embeddings ~ N(0, ``init_std``), first-order weights and bias zero,
-        dense layers as PyTorch's default (Kaiming-uniform). The rows of the
+        dense layers as PyTorch's default (Kaiming-uniform) except the DNN
+        output layer's bias, zero. The rows of the
         reserved unknown code are zero.
 
         Examples
@@ -289,6 +290,9 @@ class DeepFMNetwork(nn.Module):
             if layer.bias is not None:
                 bound = 1.0 / math.sqrt(layer.in_features)
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+        # The global bias carries the intercept (the estimators start it at
+        # the data's log-odds): the DNN's output layer adds none at first.
+        nn.init.zeros_(self.dnn_output.bias)
         for module in self.dnn:
             if isinstance(module, nn.BatchNorm1d):
                 module.reset_parameters()

@@ -208,6 +208,13 @@ class LazyTableAdam:
             self._whole, self._whole_adam = whole, adam
         return self._whole
 
+    def scale_learning_rate(self, factor):
+        """Multiply the learning rate by ``factor`` (rows catching up later use the new rate)."""
+        self.lr *= factor
+        if self._whole_adam is not None:
+            for group in self._whole_adam.param_groups:
+                group["lr"] *= factor
+
     def zero_grad(self):
         """Drop the gradient of :meth:`gather_all`'s tensor (dense mode)."""
         if self._whole is not None:
@@ -410,6 +417,12 @@ class DeepFMOptimizer:
             # The fused kernel does not bump the parameters' version counters.
             mark_changed(self._dense_params)
         self.tables.step(plan, leaf)
+
+    def scale_learning_rate(self, factor):
+        """Multiply the learning rate of the dense layers and of the tables by ``factor``."""
+        for group in self.dense.param_groups:
+            group["lr"] *= factor
+        self.tables.scale_learning_rate(factor)
 
     def state_dict(self, *, copy=True):
         """{"dense": Adam's state_dict, "tables": LazyTableAdam's}: tensors, ints and floats.

@@ -63,6 +63,10 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
+    learning_rate_decay : float, default=1.0
+        Multiplier of the learning rate after every epoch that does not
+        improve the validation score by more than ``tol`` (the training loss
+        without early stopping). 1 keeps the rate constant.
     max_iter : int, default=100
         Maximum number of epochs (passes over the training rows).
     early_stopping : bool or "auto", default="auto"
@@ -197,6 +201,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         dnn_gradient_scale=0.01,
         batch_size="auto",
         learning_rate_init=1e-3,
+        learning_rate_decay=1.0,
         max_iter=100,
         early_stopping="auto",
         validation_fraction=0.1,
@@ -227,6 +232,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         self.dnn_gradient_scale = dnn_gradient_scale
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.learning_rate_decay = learning_rate_decay
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ._batch_norm import REFRESH_CHUNK, REFRESH_ROWS, refresh_batch_norm
 from ._cuda_graph import GraphedSteps
 from ._optim import DeepFMOptimizer, mark_changed, plan_rows, use_dense_tables
 
@@ -121,6 +122,12 @@ class TrainingConfig:
     cuda_graphs: bool = True
     #: Multiplier of the gradient the DNN passes back to the embeddings.
     dnn_gradient_scale: float = 1.0
+    #: After each epoch, recompute the BatchNorm statistics over training rows
+    #: as prediction computes (see :func:`refresh_batch_norm`).
+    refresh_batch_norm: bool = True
+    #: Multiplier of the learning rate after each epoch that does not improve
+    #: (the validation score, or the training loss without validation).
+    learning_rate_decay: float = 1.0
 
 
 @dataclass
@@ -380,17 +387,20 @@ def train(
 
     # Full-size steps replay from a CUDA graph; multi-valued fields make each
     # batch's shape differ, so they train eagerly.
-    graphed = GraphedSteps(
-        step,
-        config.batch_size,
-        [dropout_gen],
-        enabled=(
-            config.cuda_graphs
-            and device.type == "cuda"
-            and not rows_t.bags
-            and _full_steps(bounds, config) >= GRAPH_MIN_STEPS
-        ),
-    )
+    def graph_steps():
+        return GraphedSteps(
+            step,
+            config.batch_size,
+            [dropout_gen],
+            enabled=(
+                config.cuda_graphs
+                and device.type == "cuda"
+                and not rows_t.bags
+                and _full_steps(bounds, config) >= GRAPH_MIN_STEPS
+            ),
+        )
+
+    graphed = graph_steps()
 
     try:
         for epoch in range(1, config.max_iter + 1):
@@ -428,6 +438,8 @@ def train(
                 )
             history.loss_curve.append(epoch_loss)
             history.n_iter = epoch
+            if config.refresh_batch_norm:
+                refresh_batch_norm(network, _refresh_batches(rows_t, order))
             network.eval()
 
             if validation is not None:
@@ -446,6 +458,11 @@ def train(
                 improved = epoch_loss < history.best_loss - config.tol
                 history.best_loss = min(history.best_loss, epoch_loss)
             no_improvement = 0 if improved else no_improvement + 1
+            if not improved and config.learning_rate_decay != 1.0:
+                optimizer.scale_learning_rate(config.learning_rate_decay)
+                # A captured step holds the old rate: capture again.
+                graphed.close()
+                graphed = graph_steps()
 
             if config.verbose:
                 line = f"Epoch {epoch}/{config.max_iter}: loss {epoch_loss:.5f}"
@@ -476,6 +493,14 @@ def train(
     # The optimizer ends here: its moments move to the history uncopied.
     history.optimizer_state = optimizer.state_dict(copy=False)
     return history
+
+
+def _refresh_batches(rows, order):
+    """Batches of the first :data:`REFRESH_ROWS` rows of an epoch's ``order``, for :func:`refresh_batch_norm`."""
+    order = order[:REFRESH_ROWS]
+    for start, stop in batch_bounds(len(order), REFRESH_CHUNK):
+        if stop - start >= 2:
+            yield rows.gather(order[start:stop])
 
 
 #: Fewest full-size steps in a training call for which a CUDA graph is

@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
@@ -108,12 +109,30 @@ def test_without_fm_term_or_dnn_gradient_the_embeddings_do_not_move(interaction_
     assert not torch.equal(a.network_.embedding.weight, moved.network_.embedding.weight)
 
 
-def test_early_stopping_keeps_the_best_validation_epoch(interaction_data):
+@pytest.mark.parametrize("scoring", ["loss", "roc_auc"])
+def test_early_stopping_keeps_the_best_validation_epoch(interaction_data, scoring):
     X, y = interaction_data
-    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True}, n_iter_no_change=2, max_iter=50).fit(X, y)
+    clf = DeepFMClassifier(
+        **{**SMALL, "early_stopping": True}, scoring=scoring, n_iter_no_change=2, max_iter=50
+    ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
     assert clf.best_validation_score_ == max(clf.validation_scores_)
-    assert 0.5 < clf.best_validation_score_ <= 1.0  # a ROC AUC
+    # Recompute the kept epoch's score on the same held-out rows.
+    _, val_idx = clf._split_validation(np.searchsorted(clf.classes_, y), np.random.RandomState(0))
+    proba = clf.predict_proba(X.iloc[val_idx])[:, 1]
+    y_val = y[val_idx] == clf.classes_[1]
+    if scoring == "loss":
+        assert clf.best_validation_score_ == pytest.approx(-log_loss(y_val, proba), abs=1e-6)
+    else:
+        assert clf.best_validation_score_ == pytest.approx(roc_auc_score(y_val, proba), abs=1e-6)
+
+
+def test_multiclass_roc_auc_scoring_is_one_against_the_rest():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.integers(0, 4, 1500), "b": rng.choice(list("xyz"), 1500)})
+    y = (X["a"] + X["b"].map({"x": 0, "y": 1, "z": 2})) % 3
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True}, scoring="roc_auc", max_iter=5).fit(X, y)
+    assert 0.5 < clf.best_validation_score_ <= 1.0
 
 
 def test_auto_early_stopping_and_batch_size():
@@ -417,7 +436,7 @@ def test_encoder_parameters_reach_the_encoder():
 
 def test_early_stopping_split_keeps_multivalued_rows_whole():
     X, y = mixed_clicks(2500)
-    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True, "max_iter": 20}).fit(X, y)
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True, "max_iter": 20}, scoring="roc_auc").fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ > 0.9
 
@@ -508,3 +527,17 @@ def test_mixed_precision_reaches_training(monkeypatch, interaction_data):
     with pytest.raises(ValueError, match="'mixed_precision' parameter is True"):
         fp32.set_params(mixed_precision=True).fit(X, y)
     np.testing.assert_array_equal(fp32.predict_proba(X), again.predict_proba(X))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_an_untrained_network_starts_at_the_weighted_class_frequencies(n_classes):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(list("pqrs"), 600)})
+    y = rng.choice(n_classes, 600, p=[0.7, 0.2, 0.1][:n_classes] / np.sum([0.7, 0.2, 0.1][:n_classes]))
+    weight = np.where(y == 1, 2.0, 1.0)
+    # A learning rate of ~0: the predictions are the starting point.
+    clf = DeepFMClassifier(hidden_layer_sizes=(), learning_rate_init=1e-12, max_iter=1, **{
+        k: v for k, v in SMALL.items() if k != "hidden_layer_sizes"
+    }).fit(X, y, sample_weight=weight)
+    frequencies = np.bincount(y, weights=weight) / weight.sum()
+    np.testing.assert_allclose(clf.predict_proba(X).mean(0), frequencies, atol=2e-3)

@@ -78,7 +78,7 @@ def test_learning_curve_with_validation_scores(with_validation):
     np.testing.assert_allclose(ax.lines[0].get_ydata(), clf.loss_curve_)
     twin = [other for other in ax.figure.axes if other is not ax]
     assert len(twin) == 1
-    assert twin[0].get_ylabel() == "validation ROC AUC"
+    assert twin[0].get_ylabel() == "validation -log-loss"
     np.testing.assert_allclose(twin[0].lines[0].get_ydata(), clf.validation_scores_)
 
 

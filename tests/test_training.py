@@ -456,3 +456,43 @@ def test_graphed_steps_run_other_sizes_and_disabled_steps_eagerly():
     enabled(torch.arange(2))
     assert len(seen[-1]) == 2
     assert enabled.replays == 0
+
+
+@pytest.mark.parametrize("table_mode", ["whole", "lazy"])
+def test_learning_rate_decays_after_each_epoch_without_improvement(monkeypatch, table_mode):
+    monkeypatch.setattr(training, "use_dense_tables", lambda *args: table_mode == "whole")
+    X, y = toy(300)
+    scores = iter([0.5, 0.7, 0.6, 0.6, 0.8, 0.8])
+    network = net()
+    seen = []
+    original = training.DeepFMOptimizer.scale_learning_rate
+
+    def recording(self, factor):
+        original(self, factor)
+        seen.append((self.dense.param_groups[0]["lr"], self.tables.lr))
+
+    monkeypatch.setattr(training.DeepFMOptimizer, "scale_learning_rate", recording)
+    history = train(
+        network,
+        X,
+        y,
+        np.ones(len(y)),
+        config(max_iter=6, learning_rate=1e-2, learning_rate_decay=0.5),
+        device=CPU,
+        validation=(X, y, np.ones(len(y))),
+        scorer=lambda *args: next(scores),
+    )
+    # Epochs 3, 4 and 6 did not improve: three halvings, of both optimisers.
+    assert history.n_iter == 6
+    np.testing.assert_allclose(seen, [(5e-3, 5e-3), (2.5e-3, 2.5e-3), (1.25e-3, 1.25e-3)])
+    assert history.optimizer_state["dense"]["param_groups"][0]["lr"] == pytest.approx(1.25e-3)
+
+
+def test_whole_table_adam_follows_a_scaled_learning_rate():
+    network = net()
+    optimizer = training._optimizer(network, config(), CPU)
+    assert optimizer.tables.dense
+    optimizer.tables.gather_all()
+    optimizer.scale_learning_rate(0.1)
+    assert optimizer.tables._whole_adam.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert optimizer.dense.param_groups[0]["lr"] == pytest.approx(1e-3)
