@@ -53,13 +53,14 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
+from _peer_inputs import for_lightgbm
 from _results import write_section
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, roc_auc_score
 
 import skdeepfm
 from skdeepfm import DeepFMClassifier
-from skdeepfm._baseline import cell_elements, column_kinds, linear_baseline
+from skdeepfm._baseline import column_kinds, linear_baseline
 from skdeepfm.datasets import make_ad_clicks
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -148,44 +149,6 @@ def _multivalue_as_strings(X, multivalue):
     return X
 
 
-def _multi_hot(column, elements):
-    """One 0/1 column per element of ``elements``; elements not in it are ignored."""
-    index = {element: j for j, element in enumerate(elements)}
-    values = np.zeros((len(column), len(elements)), dtype=np.float32)
-    for i, cell in enumerate(column):
-        for element in cell_elements(cell):
-            j = index.get(element)
-            if j is not None:
-                values[i, j] = 1.0
-    names = [f"{column.name}={element}" for element in elements]
-    return pd.DataFrame(values, columns=names, index=column.index)
-
-
-def _for_lightgbm(X_train, X_test, kinds):
-    """Train and test tables for LightGBM: categories of the training values, floats, multi-hot columns."""
-    train_parts, test_parts = [], []
-    for name in X_train.columns:
-        train_column, test_column = X_train[name], X_test[name]
-        if name in kinds["multivalue"]:
-            elements = sorted({element for cell in train_column for element in cell_elements(cell)})
-            train_parts.append(_multi_hot(train_column, elements))
-            test_parts.append(_multi_hot(test_column, elements))
-        elif name in kinds["numeric"]:
-            for part, column in ((train_parts, train_column), (test_parts, test_column)):
-                floats = column.to_numpy(dtype="float64", na_value=np.nan)
-                part.append(pd.Series(floats, index=column.index, name=name).to_frame())
-        else:
-            categories = pd.Categorical(train_column).categories
-            for part, column in ((train_parts, train_column), (test_parts, test_column)):
-                known = column.where(column.isin(categories))
-                part.append(
-                    pd.Series(
-                        pd.Categorical(known, categories=categories), index=column.index, name=name
-                    ).to_frame()
-                )
-    return pd.concat(train_parts, axis=1), pd.concat(test_parts, axis=1)
-
-
 def run_dataset(name, args):
     X_train, y_train, X_test, y_test, split = LOADERS[name](args)
     kinds = column_kinds(X_train)
@@ -235,7 +198,7 @@ def run_dataset(name, args):
         except ImportError:
             print("  lightgbm not installed (pip install lightgbm): skipped", flush=True)
         else:
-            train, test = _for_lightgbm(X_train, X_test, kinds)
+            train, test = for_lightgbm(X_train, X_test, kinds)
             record(
                 evaluate(
                     "LightGBM, 500 trees, lr 0.05, 31 leaves",

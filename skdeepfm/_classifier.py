@@ -87,13 +87,17 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         vocabularies. 1 is plain backpropagation; 0 leaves the embeddings to
         the FM and first-order terms.
     batch_size : int or "auto", default="auto"
-        Rows per optimiser step. "auto" is ``clip(n_samples // 10, 32, 1024)``.
+        Rows per optimiser step. "auto": ``clip(n_samples // 10, 32, 1024)``
+        up to 10,240 rows, then ``1024 * clip(n_samples // 40960, 1, 4)``
+        (4096 from 163,840 rows on, as the published DeepFM recipe; at least
+        40 steps per epoch).
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
-    learning_rate_decay : float, default=1.0
+    learning_rate_decay : float, default=0.1
         Multiplier of the learning rate after every epoch that does not
         improve the validation score by more than ``tol`` (the training loss
-        without early stopping). 1 keeps the rate constant.
+        without early stopping), as in the published DeepFM recipe on Frappe.
+        1 keeps the rate constant.
     max_iter : int, default=100
         Maximum number of epochs (passes over the training rows).
     early_stopping : bool or "auto", default="auto"
@@ -111,8 +115,10 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         more than two classes; minus the log-loss while a class is absent
         from the validation rows). The ROC AUC ignores calibration: on small
         tables it keeps epochs whose probabilities are over-confident.
-    n_iter_no_change : int, default=5
-        Epochs without an improvement of more than ``tol`` before stopping.
+    n_iter_no_change : int, default=2
+        Epochs without an improvement of more than ``tol`` before stopping
+        (with the default ``learning_rate_decay``, the rate is then 1 % of
+        ``learning_rate_init``).
     tol : float, default=1e-4
         Minimum improvement of the validation score (or training loss).
     shuffle : bool, default=True
@@ -245,12 +251,12 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         dnn_gradient_scale=0.01,
         batch_size="auto",
         learning_rate_init=1e-3,
-        learning_rate_decay=1.0,
+        learning_rate_decay=0.1,
         max_iter=100,
         early_stopping="auto",
         validation_fraction=0.1,
         scoring="loss",
-        n_iter_no_change=5,
+        n_iter_no_change=2,
         tol=1e-4,
         shuffle=True,
         random_state=None,

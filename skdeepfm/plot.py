@@ -52,7 +52,11 @@ def _axes(ax):
 def _validation_score_name(estimator):
     """What ``validation_scores_`` measures, for an axis label."""
     if is_classifier(estimator):
-        return "validation ROC AUC" if getattr(estimator, "scoring", "loss") == "roc_auc" else "validation -log-loss"
+        return (
+            "validation ROC AUC"
+            if getattr(estimator, "scoring", "loss") == "roc_auc"
+            else "validation -log-loss"
+        )
     if type(estimator).__name__ == "DeepFMRegressor":
         return "validation R²"
     return "validation score"

@@ -138,7 +138,11 @@ def test_multiclass_roc_auc_scoring_is_one_against_the_rest():
 def test_auto_early_stopping_and_batch_size():
     assert auto_batch_size(270) == 32
     assert auto_batch_size(5000) == 500
-    assert auto_batch_size(1_000_000) == 1024
+    assert auto_batch_size(10_239) == 1023
+    assert auto_batch_size(81_919) == 1024
+    assert auto_batch_size(100_000) == 2048
+    assert auto_batch_size(181_824) == 4096  # frappe's 202,027 rows less the validation tenth
+    assert auto_batch_size(1_000_000) == 4096
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.integers(0, 5, 1_001)})
     y = X["a"] % 2
@@ -401,7 +405,9 @@ def mixed_clicks(n=3000, seed=0):
 
 def test_mixed_fields_are_learned_and_predicted():
     X, y = mixed_clicks()
-    clf = DeepFMClassifier(**{**SMALL, "max_iter": 40}).fit(X, y)
+    # Without early stopping, the training loss decides: a constant rate for 40 epochs.
+    clf = DeepFMClassifier(**{**SMALL, "max_iter": 40}, learning_rate_decay=1.0, n_iter_no_change=40)
+    clf.fit(X, y)
     assert clf.encoder_.field_kinds_.tolist() == ["categorical", "multivalue", "numeric"]
     # The label needs the ad x interests interaction (and hour for concerts).
     assert clf.score(X, y) > 0.92
@@ -413,8 +419,7 @@ def test_mixed_fields_are_learned_and_predicted():
     full = clf.predict_proba(X)
     np.testing.assert_allclose(clf.predict_proba(X.iloc[[5]]), full[[5]], rtol=1e-9)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), full)
-    again = DeepFMClassifier(**{**SMALL, "max_iter": 40}).fit(X, y)
-    np.testing.assert_array_equal(again.predict_proba(X), full)
+    np.testing.assert_array_equal(clone(clf).fit(X, y).predict_proba(X), full)
 
 
 def test_encoder_parameters_reach_the_encoder():
@@ -536,8 +541,11 @@ def test_an_untrained_network_starts_at_the_weighted_class_frequencies(n_classes
     y = rng.choice(n_classes, 600, p=[0.7, 0.2, 0.1][:n_classes] / np.sum([0.7, 0.2, 0.1][:n_classes]))
     weight = np.where(y == 1, 2.0, 1.0)
     # A learning rate of ~0: the predictions are the starting point.
-    clf = DeepFMClassifier(hidden_layer_sizes=(), learning_rate_init=1e-12, max_iter=1, **{
-        k: v for k, v in SMALL.items() if k != "hidden_layer_sizes"
-    }).fit(X, y, sample_weight=weight)
+    clf = DeepFMClassifier(
+        hidden_layer_sizes=(),
+        learning_rate_init=1e-12,
+        max_iter=1,
+        **{k: v for k, v in SMALL.items() if k != "hidden_layer_sizes"},
+    ).fit(X, y, sample_weight=weight)
     frequencies = np.bincount(y, weights=weight) / weight.sum()
     np.testing.assert_allclose(clf.predict_proba(X).mean(0), frequencies, atol=2e-3)

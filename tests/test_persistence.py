@@ -356,6 +356,8 @@ def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
         document["model"]["params"].pop("fm_scale")
         document["model"]["params"].pop("cuda_graphs")
         document["model"]["params"].pop("dnn_gradient_scale")
+        document["model"]["params"].pop("learning_rate_decay")
+        document["model"]["params"].pop("scoring")
         config = document["model"]["attributes"]["network_"]["config"]
         config["items"] = [item for item in config["items"] if item[0] != "fm_scale"]
 
@@ -366,17 +368,20 @@ def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
     assert loaded.cuda_graphs is True
     # A training setting only: later fits use today's default.
     assert loaded.dnn_gradient_scale == 0.01
+    assert (loaded.learning_rate_decay, loaded.scoring) == (0.1, "loss")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     loaded.partial_fit(X, y)  # the architecture check sees the same scale
 
     state = clf.__getstate__()
     del state["fm_scale"], state["cuda_graphs"], state["dnn_gradient_scale"]
+    del state["learning_rate_decay"], state["scoring"]
     del state["network_"].__dict__["fm_scale"]
     unpickled = DeepFMClassifier.__new__(DeepFMClassifier)
     unpickled.__setstate__(state)
     assert unpickled.fm_scale == 1.0
     assert unpickled.get_params()["cuda_graphs"] is True
     assert unpickled.dnn_gradient_scale == 0.01
+    assert (unpickled.learning_rate_decay, unpickled.scoring) == (0.1, "loss")
     assert unpickled.network_.fm_scale == 1.0
     np.testing.assert_array_equal(unpickled.predict_proba(X), clf.predict_proba(X))
 
