@@ -223,7 +223,8 @@ class BaseDeepFM(BaseEstimator):
                 fm_scale=self.fm_scale,
                 generator=seeded_generator(seed),
             )
-            bias = self._initial_bias(train_rows[1], train_rows[2], target_state)
+            # partial_fit's first chunk need not show the stream's balance.
+            bias = None if incremental else self._initial_bias(train_rows[1], train_rows[2], target_state)
             if bias is not None:
                 with torch.no_grad():
                     network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))

@@ -448,7 +448,9 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
     def _initial_bias(self, targets, sample_weight, classes):
         # The log-odds of the (weighted) class frequencies: the network starts
         # at the base rate instead of 1/2, as gradient boosting does.
-        frequencies = np.bincount(targets, weights=sample_weight, minlength=len(classes))
+        # Divided by the largest weight first: sums of weights near 1e308 overflow.
+        weights = sample_weight / np.max(sample_weight)
+        frequencies = np.bincount(targets, weights=weights, minlength=len(classes))
         frequencies = np.clip(frequencies / frequencies.sum(), 1e-6, 1 - 1e-6)
         if len(classes) == 2:
             return np.log(frequencies[1:] / frequencies[0])

@@ -496,7 +496,10 @@ def train(
 
 
 def _refresh_batches(rows, order):
-    """Batches of the first :data:`REFRESH_ROWS` rows of an epoch's ``order``, for :func:`refresh_batch_norm`."""
+    """Batches of the first :data:`REFRESH_ROWS` rows of an epoch's ``order``.
+
+    For :func:`refresh_batch_norm`; a lone row is skipped (BatchNorm needs two).
+    """
     order = order[:REFRESH_ROWS]
     for start, stop in batch_bounds(len(order), REFRESH_CHUNK):
         if stop - start >= 2:

@@ -207,7 +207,7 @@ class TrainingCurveDisplay:
         ...                        validation_fraction=0.2, random_state=0)
         >>> display = TrainingCurveDisplay.from_estimator(clf.fit(X, y))
         >>> display.score_ax_.get_ylabel()
-        'validation ROC AUC'
+        'validation -log-loss'
         """
         check_is_fitted(estimator, "loss_curve_")
         display = cls(

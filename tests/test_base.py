@@ -186,11 +186,11 @@ def test_class_weights_reach_the_validation_score(monkeypatch):
     seen = []
     original = DeepFMClassifier._validation_score
 
-    def spy(y_val, logits, sample_weight):
+    def spy(self, y_val, logits, sample_weight):
         seen.append(np.unique(sample_weight))
-        return original(y_val, logits, sample_weight)
+        return original(self, y_val, logits, sample_weight)
 
-    monkeypatch.setattr(DeepFMClassifier, "_validation_score", staticmethod(spy))
+    monkeypatch.setattr(DeepFMClassifier, "_validation_score", spy)
     DeepFMClassifier(**dict(SMALL, early_stopping=True), max_iter=1, class_weight={"click": 5.0}).fit(X, y)
     assert sorted(seen[0]) == [1.0, 5.0]
 

@@ -44,7 +44,8 @@ def test_dropout_does_not_enter_the_statistics_and_modes_are_kept():
     with_dropout.train()
     refresh_batch_norm(with_dropout, [(x,)])
     refresh_batch_norm(without.eval(), [(x,)])
-    assert with_dropout.training and not without.training
+    assert with_dropout.training
+    assert not without.training
     for a, b in zip(batch_norm_layers(with_dropout), batch_norm_layers(without), strict=True):
         torch.testing.assert_close(a.running_var, b.running_var)
         assert a.momentum == 0.1
