@@ -122,9 +122,6 @@ class TrainingConfig:
     cuda_graphs: bool = True
     #: Multiplier of the gradient the DNN passes back to the embeddings.
     dnn_gradient_scale: float = 1.0
-    #: After each epoch, recompute the BatchNorm statistics over training rows
-    #: as prediction computes (see :func:`refresh_batch_norm`).
-    refresh_batch_norm: bool = True
     #: Multiplier of the learning rate after each epoch that does not improve
     #: (the validation score, or the training loss without validation).
     learning_rate_decay: float = 1.0
@@ -438,7 +435,9 @@ def train(
                 )
             history.loss_curve.append(epoch_loss)
             history.n_iter = epoch
-            if config.refresh_batch_norm:
+            if validation is not None:
+                # Scored, and maybe kept, as prediction computes: with the
+                # BatchNorm statistics of these weights, dropout off.
                 refresh_batch_norm(network, _refresh_batches(rows_t, order))
             network.eval()
 
@@ -489,6 +488,9 @@ def train(
 
     if best_state is not None:
         network.load_state_dict(best_state)
+    elif history.n_iter:
+        # Without validation only the final weights need their statistics.
+        refresh_batch_norm(network, _refresh_batches(rows_t, order))
     network.eval()
     # The optimizer ends here: its moments move to the history uncopied.
     history.optimizer_state = optimizer.state_dict(copy=False)

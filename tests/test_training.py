@@ -496,3 +496,16 @@ def test_whole_table_adam_follows_a_scaled_learning_rate():
     optimizer.scale_learning_rate(0.1)
     assert optimizer.tables._whole_adam.param_groups[0]["lr"] == pytest.approx(1e-3)
     assert optimizer.dense.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_without_validation_the_final_weights_get_their_batch_norm_statistics():
+    from skdeepfm._batch_norm import batch_norm_layers, refresh_batch_norm
+
+    X, y = toy(1000)
+    network = net()
+    train(network, X, y, np.ones(len(y)), config(max_iter=3), device=CPU)
+    trained = [layer.running_var.clone() for layer in batch_norm_layers(network)]
+    # Up to 4,096 rows the refresh reads them all in one batch: the same statistics again.
+    refresh_batch_norm(network, [(torch.as_tensor(X.codes),)])
+    for layer, var in zip(batch_norm_layers(network), trained, strict=True):
+        torch.testing.assert_close(layer.running_var, var)
