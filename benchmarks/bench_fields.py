@@ -49,6 +49,7 @@ import time
 import warnings
 from pathlib import Path
 
+import _panel
 import numpy as np
 import pandas as pd
 import sklearn
@@ -63,7 +64,7 @@ from skdeepfm import DeepFMClassifier
 from skdeepfm._baseline import column_kinds, linear_baseline
 from skdeepfm.datasets import make_ad_clicks
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = _panel.DEFAULT_DATA
 DATASETS = ["ad_clicks", "criteo", "avazu"]
 MODELS = ["deepfm_fields", "deepfm_categorical", "lightgbm", "linear"]
 LIGHTGBM_PARAMS = {
@@ -73,8 +74,6 @@ LIGHTGBM_PARAMS = {
     "verbose": -1,
     "random_state": 0,
 }
-CRITEO_TRAIN_ROWS = 8_000
-AVAZU_TRAIN_ROWS = 7_200
 
 
 def load_ad_clicks(args):
@@ -87,30 +86,19 @@ def load_ad_clicks(args):
     return X_train, np.asarray(y_train), X_test, np.asarray(y_test), split
 
 
-def load_criteo(args):
-    integers = [f"I{i}" for i in range(1, 14)]
-    names = ["label", *integers, *[f"C{i}" for i in range(1, 27)]]
-    # Float even where a column has no empty cell, so that all 13 counts are numeric.
-    data = pd.read_csv(
-        args.data_dir / "criteo" / "sample.train.gz",
-        sep="\t",
-        header=None,
-        names=names,
-        dtype=dict.fromkeys(integers, "float64"),
-    )
-    X, y = data.drop(columns="label"), data["label"].to_numpy()
-    n = CRITEO_TRAIN_ROWS
-    split = f"Criteo `sample.train.gz`: first {n:,} rows to train, last {len(X) - n:,} to test"
-    return X.iloc[:n], y[:n], X.iloc[n:], y[n:], split
+def _from_panel(load):
+    """A loader of the quality panel (``_panel``), as this script's loaders return tables."""
+
+    def loader(args):
+        table = load(args.data_dir)
+        return table.X_train, table.y_train, table.X_test, table.y_test, table.split
+
+    return loader
 
 
-def load_avazu(args):
-    data = pd.read_csv(args.data_dir / "avazu" / "train.gz")
-    # Every feature is a code (hashed hex or small integer): none is numeric.
-    X, y = data.drop(columns=["id", "click"]).astype(str), data["click"].to_numpy()
-    n = AVAZU_TRAIN_ROWS
-    split = f"Avazu `train.gz`: first {n:,} rows to train, last {len(X) - n:,} to test"
-    return X.iloc[:n], y[:n], X.iloc[n:], y[n:], split
+# The same files and splits as the quality panel's.
+load_criteo = _from_panel(_panel.load_criteo)
+load_avazu = _from_panel(_panel.load_avazu)
 
 
 LOADERS = {"ad_clicks": load_ad_clicks, "criteo": load_criteo, "avazu": load_avazu}
