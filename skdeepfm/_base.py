@@ -252,6 +252,8 @@ class BaseDeepFM(BaseEstimator):
             # Train a copy: the live network keeps serving (and stays as it
             # was if this call fails) until the new weights are complete.
             network = copy.deepcopy(network)
+            # A calibration belongs to the weights it was fitted to.
+            network.set_logit_calibration()
         history = train(
             network,
             *train_rows,
@@ -262,6 +264,10 @@ class BaseDeepFM(BaseEstimator):
             optimizer_state=optimizer_state,
         )
         self._warn_after_training(history, incremental)
+        if validation is not None:
+            calibration = self._logit_calibration(network, validation, device)
+            if calibration is not None:
+                network.set_logit_calibration(*calibration)
 
         # Everything succeeded: publish the new state.
         if not continuing:
@@ -295,6 +301,10 @@ class BaseDeepFM(BaseEstimator):
 
     def _initial_bias(self, targets, sample_weight, target_state):
         """The network's starting bias for these training targets; None keeps zero."""
+        return None
+
+    def _logit_calibration(self, network, validation, device):
+        """``(scale, shift)`` of the trained logits, from the validation rows; None: the identity."""
         return None
 
     def _target_weights(self, y, targets, target_state, incremental):

@@ -12,6 +12,8 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseDeepFM, auto_batch_size
+from ._calibration import fit_logit_calibration
+from ._training import predict_logits
 
 __all__ = ["DeepFMClassifier", "auto_batch_size"]
 
@@ -115,6 +117,14 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         more than two classes; minus the log-loss while a class is absent
         from the validation rows). The ROC AUC ignores calibration: on small
         tables it keeps epochs whose probabilities are over-confident.
+    calibrate : bool, default=True
+        With early stopping, after training, fit a scale and a shift of the
+        logits to the validation rows by log-loss (Platt scaling; for more
+        than two classes a temperature, which keeps each row's most probable
+        class) and apply them to every prediction. The ranking of rows, and
+        so the ROC AUC, does not change with two classes; the probabilities
+        lose the over-confidence of a network fitted to its training rows.
+        ``partial_fit`` changes the weights and drops the calibration.
     n_iter_no_change : int, default=2
         Epochs without an improvement of more than ``tol`` before stopping
         (with the default ``learning_rate_decay``, the rate is then 1 % of
@@ -236,6 +246,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         **BaseDeepFM._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "scoring": [StrOptions({"loss", "roc_auc"})],
+        "calibrate": ["boolean"],
     }
 
     def __init__(
@@ -256,6 +267,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         early_stopping="auto",
         validation_fraction=0.1,
         scoring="loss",
+        calibrate=True,
         n_iter_no_change=2,
         tol=1e-4,
         shuffle=True,
@@ -288,6 +300,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.scoring = scoring
+        self.calibrate = calibrate
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.shuffle = shuffle
@@ -456,6 +469,12 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
             return np.log(frequencies[1:] / frequencies[0])
         log_frequencies = np.log(frequencies)
         return log_frequencies - log_frequencies.mean()
+
+    def _logit_calibration(self, network, validation, device):
+        if not self.calibrate:
+            return None
+        encoded, targets, sample_weight = validation
+        return fit_logit_calibration(predict_logits(network, encoded, device), targets, sample_weight)
 
     def _stratify(self, targets, n_validation):
         counts = np.bincount(targets)

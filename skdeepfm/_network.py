@@ -206,6 +206,10 @@ class DeepFMNetwork(nn.Module):
         self.to_empty(device="cpu")
         offsets = torch.tensor([0, *field_dims[:-1]], dtype=torch.int64).cumsum(0)
         self.register_buffer("offsets", offsets)
+        # logits * logit_scale + logit_shift: the identity until an estimator
+        # calibrates the trained network on its validation rows.
+        self.register_buffer("logit_scale", torch.ones(self.n_outputs))
+        self.register_buffer("logit_shift", torch.zeros(self.n_outputs))
         self.reset_parameters(generator)
         self.to(device)
 
@@ -437,7 +441,53 @@ class DeepFMNetwork(nn.Module):
         else:
             pooled = self._pool(table, codes, bags)
             emb, first_order = pooled.split([self.embedding_dim, self.n_outputs], dim=2)
-        return self._head(emb, first_order, values, generator, dtype, dnn_gradient_scale)
+        logits = self._head(emb, first_order, values, generator, dtype, dnn_gradient_scale)
+        return logits * self.logit_scale.to(logits.dtype) + self.logit_shift.to(logits.dtype)
+
+    @torch.no_grad()
+    def set_logit_calibration(self, scale=None, shift=None):
+        """Set the affine map applied to the logits; no arguments restore the identity.
+
+        Parameters
+        ----------
+        scale : array-like of shape (n_outputs,) or None, default=None
+            Positive multiplier of each logit; None for ones.
+        shift : array-like of shape (n_outputs,) or None, default=None
+            Added to each scaled logit; None for zeros.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from skdeepfm import DeepFMNetwork
+        >>> net = DeepFMNetwork([10, 5], embedding_dim=4, hidden_layer_sizes=(8,)).eval()
+        >>> codes = torch.tensor([[3, 1], [7, 4]])
+        >>> raw = net(codes)
+        >>> net.set_logit_calibration([2.0], [0.5])
+        >>> torch.allclose(net(codes), 2.0 * raw + 0.5)
+        True
+        >>> net.set_logit_calibration()
+        >>> torch.equal(net(codes), raw)
+        True
+        """
+        for buffer, value, default in ((self.logit_scale, scale, 1.0), (self.logit_shift, shift, 0.0)):
+            if value is None:
+                buffer.fill_(default)
+            else:
+                buffer.copy_(torch.as_tensor(value, dtype=buffer.dtype).reshape(buffer.shape))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Files written before the calibration existed hold no map: identity.
+        for name, default in (("logit_scale", torch.ones), ("logit_shift", torch.zeros)):
+            state_dict.setdefault(prefix + name, default(self.n_outputs))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Pickles from before the calibration existed: identity.
+        for name, default in (("logit_scale", torch.ones), ("logit_shift", torch.zeros)):
+            if name not in self._buffers:
+                device = self.offsets.device
+                self.register_buffer(name, default(self.n_outputs, device=device))
 
     def _head(self, emb, first_order, values, generator, dtype, dnn_gradient_scale=1.0):
         """Logits from each field's vector and first-order weights."""

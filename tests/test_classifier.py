@@ -110,10 +110,15 @@ def test_without_fm_term_or_dnn_gradient_the_embeddings_do_not_move(interaction_
 
 
 @pytest.mark.parametrize("scoring", ["loss", "roc_auc"])
-def test_early_stopping_keeps_the_best_validation_epoch(interaction_data, scoring):
+@pytest.mark.parametrize("calibrate", [False, True])
+def test_early_stopping_keeps_the_best_validation_epoch(interaction_data, scoring, calibrate):
     X, y = interaction_data
     clf = DeepFMClassifier(
-        **{**SMALL, "early_stopping": True}, scoring=scoring, n_iter_no_change=2, max_iter=50
+        **{**SMALL, "early_stopping": True},
+        scoring=scoring,
+        calibrate=calibrate,
+        n_iter_no_change=2,
+        max_iter=50,
     ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
     assert clf.best_validation_score_ == max(clf.validation_scores_)
@@ -121,10 +126,17 @@ def test_early_stopping_keeps_the_best_validation_epoch(interaction_data, scorin
     _, val_idx = clf._split_validation(np.searchsorted(clf.classes_, y), np.random.RandomState(0))
     proba = clf.predict_proba(X.iloc[val_idx])[:, 1]
     y_val = y[val_idx] == clf.classes_[1]
-    if scoring == "loss":
-        assert clf.best_validation_score_ == pytest.approx(-log_loss(y_val, proba), abs=1e-6)
-    else:
-        assert clf.best_validation_score_ == pytest.approx(roc_auc_score(y_val, proba), abs=1e-6)
+    # The calibration keeps the ranking and can only lower the held-out log-loss.
+    assert clf.best_validation_score_ == pytest.approx(
+        roc_auc_score(y_val, proba) if scoring == "roc_auc" else -log_loss(y_val, proba),
+        abs=1e-6 if not calibrate or scoring == "roc_auc" else np.inf,
+    )
+    if calibrate:
+        raw = DeepFMClassifier(**clf.get_params()).set_params(calibrate=False).fit(X, y)
+        raw_proba = raw.predict_proba(X.iloc[val_idx])[:, 1]
+        assert log_loss(y_val, proba) < log_loss(y_val, raw_proba)
+        assert np.all(np.diff(proba[np.argsort(raw_proba)]) >= -1e-12)
+        assert not np.allclose(proba, raw_proba)
 
 
 def test_multiclass_roc_auc_scoring_is_one_against_the_rest():
@@ -549,3 +561,32 @@ def test_an_untrained_network_starts_at_the_weighted_class_frequencies(n_classes
     ).fit(X, y, sample_weight=weight)
     frequencies = np.bincount(y, weights=weight) / weight.sum()
     np.testing.assert_allclose(clf.predict_proba(X).mean(0), frequencies, atol=2e-3)
+
+
+def test_calibration_is_fitted_with_early_stopping_and_dropped_by_partial_fit():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(list("pqrstuvw"), 2000), "b": rng.choice(list("xyz"), 2000)})
+    y = rng.choice(3, 2000)
+    y[X["a"].isin(list("pqr")).to_numpy()] = 0
+    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True}, max_iter=5).fit(X, y)
+    scale, shift = clf.network_.logit_scale, clf.network_.logit_shift
+    # A temperature for three classes: one scale, no shift, the same argmax.
+    assert scale.shape == shift.shape == (3,)
+    assert torch.all(scale == scale[0])
+    assert scale[0] != 1.0
+    assert torch.all(shift == 0)
+    raw = DeepFMClassifier(**clf.get_params()).set_params(calibrate=False).fit(X, y)
+    np.testing.assert_array_equal(clf.predict(X), raw.predict(X))
+    np.testing.assert_allclose(clf.decision_function(X), raw.decision_function(X) * scale[0].item())
+    # Without held-out rows there is nothing to calibrate on.
+    plain = DeepFMClassifier(**SMALL, max_iter=2).fit(X, y)
+    assert torch.all(plain.network_.logit_scale == 1)
+    assert torch.all(plain.network_.logit_shift == 0)
+    # New weights, no calibration; a failed call keeps the calibrated model.
+    before = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="labels"):
+        clf.partial_fit(X.head(5), [7] * 5)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+    clf.partial_fit(X, y)
+    assert torch.all(clf.network_.logit_scale == 1)
+    assert torch.all(clf.network_.logit_shift == 0)

@@ -352,3 +352,27 @@ def test_inference_of_changed_dnn_layers_matches_running_them_one_by_one(index, 
     unfolded = net(SEED_BATCH, dtype=torch.float64).detach()
     torch.testing.assert_close(fast, unfolded, rtol=1e-12, atol=1e-12)
     assert (_network._FOLDED.get(net, (None, None))[1] is not None) == folds
+
+
+def test_logit_calibration_is_applied_saved_and_absent_from_older_states():
+    import copy
+    import pickle
+
+    net = make_net().eval()
+    raw = net(SEED_BATCH, dtype=torch.float64)
+    net.set_logit_calibration([0.5], [-1.0])
+    torch.testing.assert_close(net(SEED_BATCH, dtype=torch.float64), 0.5 * raw - 1.0)
+    # The map travels with the state dict and pickles.
+    other = make_net().eval()
+    other.load_state_dict(net.state_dict())
+    torch.testing.assert_close(other(SEED_BATCH, dtype=torch.float64), 0.5 * raw - 1.0)
+    torch.testing.assert_close(
+        pickle.loads(pickle.dumps(net))(SEED_BATCH, dtype=torch.float64), 0.5 * raw - 1.0
+    )
+    # A state or pickle from before the map existed predicts as it did.
+    old_state = {k: v for k, v in net.state_dict().items() if not k.startswith("logit_")}
+    other.load_state_dict(old_state, strict=True)
+    torch.testing.assert_close(other(SEED_BATCH, dtype=torch.float64), raw)
+    old = copy.deepcopy(net)
+    del old._buffers["logit_scale"], old._buffers["logit_shift"]
+    torch.testing.assert_close(pickle.loads(pickle.dumps(old))(SEED_BATCH, dtype=torch.float64), raw)

@@ -358,6 +358,9 @@ def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
         document["model"]["params"].pop("dnn_gradient_scale")
         document["model"]["params"].pop("learning_rate_decay")
         document["model"]["params"].pop("scoring")
+        document["model"]["params"].pop("calibrate")
+        network = document["model"]["attributes"]["network_"]
+        network["state"] = [item for item in network["state"] if not item[0].startswith("logit_")]
         config = document["model"]["attributes"]["network_"]["config"]
         config["items"] = [item for item in config["items"] if item[0] != "fm_scale"]
 
@@ -368,13 +371,13 @@ def test_a_model_saved_before_fm_scale_keeps_the_plain_fm_term(tmp_path):
     assert loaded.cuda_graphs is True
     # A training setting only: later fits use today's default.
     assert loaded.dnn_gradient_scale == 0.01
-    assert (loaded.learning_rate_decay, loaded.scoring) == (0.1, "loss")
+    assert (loaded.learning_rate_decay, loaded.scoring, loaded.calibrate) == (0.1, "loss", True)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     loaded.partial_fit(X, y)  # the architecture check sees the same scale
 
     state = clf.__getstate__()
     del state["fm_scale"], state["cuda_graphs"], state["dnn_gradient_scale"]
-    del state["learning_rate_decay"], state["scoring"]
+    del state["learning_rate_decay"], state["scoring"], state["calibrate"]
     del state["network_"].__dict__["fm_scale"]
     unpickled = DeepFMClassifier.__new__(DeepFMClassifier)
     unpickled.__setstate__(state)
