@@ -108,7 +108,8 @@ def main():
             f"## Device speed: {args.write}",
             "",
             f"`{command}` — make_ad_clicks, {args.n_samples:,} training rows, {args.epochs} epochs,",
-            "default network (embedding 16, DNN 400-400-400), fit time includes encoding.",
+            "default network (embedding 16, DNN 200-200; 400-400-400 in results written before",
+            "2026-12-02), fit time includes encoding.",
             f"Machine: {machine}.",
             "",
         ]

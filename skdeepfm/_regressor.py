@@ -32,7 +32,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         target, linear beyond), less sensitive to outliers.
     embedding_dim : int, default=16
         Length of each field's embedding vector.
-    hidden_layer_sizes : int or tuple of int, default=(400, 400, 400)
+    hidden_layer_sizes : int or tuple of int, default=(200, 200)
         Width of each hidden layer of the DNN. ``()`` leaves the DNN part a
         single linear layer over the concatenated embeddings.
     dropout : float, default=0.2
@@ -195,7 +195,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         *,
         loss="squared_error",
         embedding_dim=16,
-        hidden_layer_sizes=(400, 400, 400),
+        hidden_layer_sizes=(200, 200),
         dropout=0.2,
         batch_norm=True,
         alpha=1e-2,
