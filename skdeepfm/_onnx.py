@@ -14,7 +14,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._onnx_encoder import cached_field_inputs, encoder_graph, feed
+from ._onnx_encoder import cached_field_inputs, encoder_graph
+from ._onnx_feed import feed
 from ._onnx_graph import GraphBuilder
 from ._onnx_network import network_graph
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 
 from ._codes import INFREQUENT_INDEX, MISSING_INDEX, N_RESERVED, UNKNOWN_INDEX
 from ._fields import (
@@ -24,12 +23,7 @@ from ._fields import (
     NUMERIC,
     NUMERIC_CLIP,
     NUMERIC_INDEX,
-    _as_float,
-    _check_finite,
     column_name,
-    flatten_cells,
-    plain_values,
-    validate_fields,
 )
 
 #: The ONNX element type of each kind of input.
@@ -328,83 +322,3 @@ def encoder_graph(graph, encoder, offsets=None):
     return EncodedGraph(
         [s.index for s in categorical], codes, [s.index for s in numeric], numeric_codes, numeric_values, bags
     )
-
-
-# -- the feed -----------------------------------------------------------------
-
-
-def _typed(values, spec):
-    """1-D values of a categorical field (or the elements of a multi-valued one) as ``spec.input_type``."""
-    missing = pd.isna(values) if values.dtype.kind in "OfcmM" else np.zeros(len(values), bool)
-    if spec.input_type == STRING:
-        if values.dtype.kind == "U":
-            out = values.astype(object)
-        else:
-            out = np.array([v if isinstance(v, str) else spec.unseen for v in values], dtype=object)
-        out[out == spec.missing] = spec.unseen
-        out[missing] = spec.missing
-        return out
-    if spec.input_type == INT64:
-        if values.dtype.kind in "iub" and (values.dtype.kind != "u" or values.max(initial=0) < 2**63):
-            out = values.astype(np.int64)
-        else:
-            out = np.array([_as_int(v, spec.unseen) for v in values], dtype=np.int64)
-        out[out == spec.missing] = spec.unseen
-        out[missing] = spec.missing
-        return out
-    if values.dtype.kind in "iubf":
-        out = values.astype(np.float64)
-    else:
-        out = np.array([_as_double(v, spec.unseen) for v in values], dtype=np.float64)
-    out[missing] = np.nan
-    return out
-
-
-def _as_int(value, unseen):
-    """``value`` as an int64 when it equals one (as the encoder compares), else ``unseen``."""
-    if isinstance(value, Integral) or _is_bool(value):
-        value = int(value)
-        return value if -(2**63) <= value < 2**63 else unseen
-    if isinstance(value, Real) and not isinstance(value, complex):
-        as_float = float(value)
-        if np.isfinite(as_float) and as_float == int(as_float) and abs(as_float) < 2**63:
-            return int(as_float)
-    return unseen
-
-
-def _as_double(value, unseen):
-    if (isinstance(value, Real) or _is_bool(value)) and not isinstance(value, complex):
-        return float(value)
-    return unseen
-
-
-def feed(estimator, X):
-    """The input feed of an exported model for the rows of ``X``.
-
-    Parameters
-    ----------
-    estimator : fitted DeepFMClassifier or DeepFMRegressor
-    X : {array-like, DataFrame} of shape (n_samples, n_features)
-
-    Returns
-    -------
-    inputs : dict of str to ndarray
-        One 1-D array per field (and one lengths array per multi-valued field).
-    """
-    encoder = estimator.encoder_
-    specs = cached_field_inputs(encoder)
-    columns = validate_fields(estimator, X, reset=False)
-    inputs = {}
-    for spec, column in zip(specs, columns, strict=True):
-        values = plain_values(column)
-        if spec.kind == NUMERIC:
-            _check_finite(values, spec.name)
-            inputs[spec.name] = _as_float(values, spec.name)
-        elif spec.kind == CATEGORICAL:
-            _check_finite(values, spec.name)
-            inputs[spec.name] = _typed(values, spec)
-        else:
-            flat, lengths = flatten_cells(values)
-            inputs[spec.name] = _typed(flat, spec)
-            inputs[spec.lengths_name] = lengths
-    return inputs

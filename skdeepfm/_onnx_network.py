@@ -81,7 +81,6 @@ def _pool(graph, table, element_rows, lengths, bag_mode):
 
 def _field_vectors(graph, network, encoded, table):
     """(n_samples, n_fields, width): each field's rows of ``table``, in ``encoded.order``."""
-    axis = graph.const(np.array([1], np.int64), "axis")
     parts = []
     if encoded.codes is not None:
         parts.append(graph.node("Gather", [table, encoded.codes], axis=0))
@@ -91,7 +90,7 @@ def _field_vectors(graph, network, encoded, table):
         parts.append(graph.node("Mul", [vectors, values]))
     for _, element_rows, lengths in encoded.bags:
         pooled = _pool(graph, table, element_rows, lengths, network.bag_mode)
-        parts.append(graph.node("Unsqueeze", [pooled, axis]))
+        parts.append(graph.node("Unsqueeze", [pooled, graph.const(np.array([1], np.int64), "axis")]))
     return parts[0] if len(parts) == 1 else graph.node("Concat", parts, axis=1)
 
 

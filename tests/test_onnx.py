@@ -9,7 +9,9 @@ from sklearn.exceptions import NotFittedError
 
 import skdeepfm
 from skdeepfm import DeepFMClassifier, DeepFMRegressor, onnx_inputs, to_onnx
-from skdeepfm._onnx_encoder import encoder_graph
+from skdeepfm._fields import validate_fields
+from skdeepfm._onnx_encoder import cached_field_inputs, encoder_graph
+from skdeepfm._onnx_feed import _feed_columns
 from skdeepfm._onnx_graph import GraphBuilder
 from skdeepfm.datasets import make_ad_clicks
 
@@ -129,6 +131,21 @@ def test_every_row_of_the_fuzz_one_at_a_time(fuzz_classifier):
         np.testing.assert_allclose(probabilities, fuzz_classifier.predict_proba(row), atol=1e-9, rtol=0)
 
 
+def test_one_row_feed_equals_the_column_feed(fuzz_classifier):
+    X = fuzz_scoring(60, seed=4)
+    X["size"] = X["size"].astype(object)
+    X.loc[X.index[0], "size"] = "85.5"  # a string number: the general path converts it
+    specs = cached_field_inputs(fuzz_classifier.encoder_)
+    for i in range(len(X)):
+        row = X.iloc[[i]]
+        fast = onnx_inputs(fuzz_classifier, row)
+        general = _feed_columns(specs, validate_fields(fuzz_classifier, row, reset=False))
+        assert fast.keys() == general.keys()
+        for name in fast:
+            assert fast[name].dtype == general[name].dtype, name
+            np.testing.assert_array_equal(fast[name], general[name], err_msg=name)
+
+
 def test_encoder_part_gives_the_encoders_codes_exactly(fuzz_classifier):
     encoder = fuzz_classifier.encoder_
     X = fuzz_scoring(300, seed=3)
@@ -143,7 +160,7 @@ def test_encoder_part_gives_the_encoders_codes_exactly(fuzz_classifier):
     codes, numeric_codes, numeric_values, element_codes = session(graph.model()).run(
         None, onnx_inputs(fuzz_classifier, X)
     )
-    expected = encoder._encode_columns(skdeepfm._fields.validate_fields(encoder, X, reset=False))
+    expected = encoder._encode_columns(validate_fields(encoder, X, reset=False))
     np.testing.assert_array_equal(codes, expected.codes[:, encoded.categorical])
     np.testing.assert_array_equal(numeric_codes, expected.codes[:, encoded.numeric])
     np.testing.assert_array_equal(numeric_values, expected.values[:, encoded.numeric])
