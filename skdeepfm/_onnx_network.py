@@ -94,18 +94,15 @@ def _field_vectors(graph, network, encoded, table):
     return parts[0] if len(parts) == 1 else graph.node("Concat", parts, axis=1)
 
 
-def _expanded(weight, order, embedding_dim, width):
-    """A layer's weight over the concatenated embeddings, as a (n_fields * width, n_out) matrix.
+def _permuted(weight, order, embedding_dim):
+    """A layer's (n_out, n_fields * embedding_dim) weight, transposed, its fields in ``order``.
 
-    Rows follow the stacked vectors (fields in ``order``, each field's
-    embedding then its first-order weights); first-order rows are zero.
+    The graph concatenates the fields' embeddings in ``order`` (categorical,
+    numeric, then multi-valued fields), not in the network's order.
     """
     n_out = weight.shape[0]
-    out = np.zeros((len(order), width, n_out))
     per_field = weight.reshape(n_out, -1, embedding_dim)  # (n_out, n_fields, embedding_dim)
-    for position, field in enumerate(order):
-        out[position, :embedding_dim] = per_field[:, field].T
-    return out.reshape(len(order) * width, n_out)
+    return per_field[:, order].reshape(n_out, -1).T
 
 
 def network_graph(graph, network, encoded):
@@ -130,21 +127,23 @@ def network_graph(graph, network, encoded):
     n_fields = len(order)
     table = np.concatenate([_array(network.embedding.weight), _array(network.linear.weight)], axis=1)
     vectors = _field_vectors(graph, network, encoded, graph.const(table, "table"))
-    flat = graph.node("Reshape", [vectors, graph.const(np.array([-1, n_fields * width], np.int64), "shape")])
+    int64 = np.int64
+    axis = graph.const(np.array([2], int64), "axis")
+    split = graph.const(np.array([dim], int64), "split")
+    embeddings = graph.node("Slice", [vectors, graph.const(np.array([0], int64)), split, axis])
+    weights = graph.node("Slice", [vectors, split, graph.const(np.array([width], int64)), axis])
+    flat = graph.node("Reshape", [embeddings, graph.const(np.array([-1, n_fields * dim], int64), "shape")])
+    weights = graph.node("Reshape", [weights, graph.const(np.array([-1, n_fields * n_outputs], int64))])
 
-    # Sums over fields as products with 0/1 selectors: onnxruntime's
+    # Sums over fields as products with stacked identities: onnxruntime's
     # ReduceSum over the middle axis is several times slower.
-    select_embedding = np.zeros((n_fields, width, dim))
-    select_embedding[:, np.arange(dim), np.arange(dim)] = 1.0
-    select_embedding = graph.const(select_embedding.reshape(-1, dim), "sum_embeddings")
-    select_first_order = np.zeros((n_fields, width, n_outputs))
-    select_first_order[:, dim + np.arange(n_outputs), np.arange(n_outputs)] = 1.0
-    first_order = graph.node("MatMul", [flat, graph.const(select_first_order.reshape(-1, n_outputs))])
+    first_order = graph.node("MatMul", [weights, graph.const(np.tile(np.eye(n_outputs), (n_fields, 1)))])
 
     # FM: 0.5 * ((sum_f e_f) ** 2 - sum_f e_f ** 2), summed over dimensions
     # (one output) or projected (one per class); 0.5 and fm_scale in the map.
-    summed = graph.node("MatMul", [flat, select_embedding])
-    squares = graph.node("MatMul", [graph.node("Mul", [flat, flat]), select_embedding])
+    select = graph.const(np.tile(np.eye(dim), (n_fields, 1)), "sum_embeddings")
+    summed = graph.node("MatMul", [flat, select])
+    squares = graph.node("MatMul", [graph.node("Mul", [flat, flat]), select])
     pairs = graph.node("Sub", [graph.node("Mul", [summed, summed]), squares])
     projection = (
         np.ones((dim, 1)) if network.fm_projection is None else _array(network.fm_projection.weight).T
@@ -161,7 +160,7 @@ def network_graph(graph, network, encoded):
         if last:
             # The global bias joins the output layer's.
             bias = bias + _array(network.bias)
-        matrix = _expanded(weight, order, dim, width) if index == 0 else weight.T
+        matrix = _permuted(weight, order, dim) if index == 0 else weight.T
         hidden = graph.node("Gemm", [hidden, graph.const(matrix, "weight"), graph.const(bias, "bias")])
         if not last:
             hidden = graph.node("Relu", [hidden])
