@@ -220,10 +220,7 @@ def run_predict(args):
                 yield out
 
         write_chunks(scored(), args.out, "--out")
-    print(
-        f"Scored {n_rows} rows of {args.data.name} into {args.out}.",
-        file=sys.stderr if args.quiet else sys.stdout,
-    )
+    print(f"Scored {n_rows} rows of {args.data.name} into {args.out}.")
     return 0
 
 

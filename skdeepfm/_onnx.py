@@ -24,6 +24,11 @@ __all__ = ["onnx_inputs", "to_onnx"]
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def _json_scalar(value):
+    """A numpy scalar (a class held in an object array) as the Python value JSON takes."""
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def _check_estimator(estimator, function):
     from ._base import BaseDeepFM
 
@@ -159,7 +164,7 @@ def to_onnx(estimator, path=None, *, dtype="float32"):
     }
     if isinstance(estimator, DeepFMClassifier):
         outputs = _classifier_outputs(graph, estimator, logits)
-        metadata["skdeepfm.classes"] = json.dumps(np.asarray(estimator.classes_, dtype=object).tolist())
+        metadata["skdeepfm.classes"] = json.dumps(estimator.classes_.tolist(), default=_json_scalar)
     else:
         outputs = _regressor_outputs(graph, estimator, logits)
     metadata["skdeepfm.outputs"] = json.dumps(outputs)

@@ -181,6 +181,8 @@ def test_multiclass_string_labels(dtype):
     clf = DeepFMClassifier(**SMALL).fit(X, y)
     assert_classifier_parity(clf, X.head(300), dtype)
     _, label = run(clf, X.head(5), dtype)
+    metadata = {p.key: p.value for p in to_onnx(clf).metadata_props}
+    assert json.loads(metadata["skdeepfm.classes"]) == ["cheap", "mid", "premium"]
     assert label.dtype == object
     assert set(label) <= {"cheap", "mid", "premium"}
 
@@ -213,6 +215,19 @@ def test_architectures(params):
     X_test.loc[X_test.index[:50], "interests"] = pd.Series([[]] * 50, index=X_test.index[:50])
     for dtype in ("float32", "float64"):
         assert_classifier_parity(clf, X_test, dtype)
+
+
+def test_a_model_fitted_on_an_array_names_its_inputs_x0_x1():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.choice(["a", "b", "c"], 200), rng.integers(0, 5, 200).astype(str)]).astype(
+        object
+    )
+    clf = DeepFMClassifier(**SMALL).fit(X, np.where(X[:, 0] == "a", "yes", "no"))
+    model = to_onnx(clf, dtype="float64")
+    assert [i.name for i in model.graph.input] == ["x0", "x1"]
+    X_test = np.array([["a", "9"], [None, "1"], ["c", None]], dtype=object)
+    probabilities, _ = session(model).run(None, onnx_inputs(clf, X_test))
+    np.testing.assert_allclose(probabilities, clf.predict_proba(X_test), atol=1e-9, rtol=0)
 
 
 def test_network_logit_map_is_the_last_step(clicks_classifier):
