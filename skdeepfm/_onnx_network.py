@@ -22,8 +22,8 @@ def logit_map(network):
     """The affine map ``logits * scale + shift`` the network applies to its logits, or None.
 
     A network that holds ``logit_scale`` and ``logit_shift`` (shape
-    ``(n_outputs,)``) maps its logits with them; without them the logits
-    are the output layer's.
+    ``(n_outputs,)``, a calibration) maps its logits with them; without them,
+    or when they are the identity, the logits are the output layer's.
     """
     scale = getattr(network, "logit_scale", None)
     shift = getattr(network, "logit_shift", None)
@@ -32,6 +32,8 @@ def logit_map(network):
     n_outputs = network.n_outputs
     scale = np.ones(n_outputs) if scale is None else _array(scale).reshape(n_outputs)
     shift = np.zeros(n_outputs) if shift is None else _array(shift).reshape(n_outputs)
+    if np.all(scale == 1.0) and np.all(shift == 0.0):
+        return None  # the identity: no nodes
     return scale, shift
 
 

@@ -233,16 +233,23 @@ def test_a_model_fitted_on_an_array_names_its_inputs_x0_x1():
 
 def test_network_logit_map_is_the_last_step(clicks_classifier):
     clf, X = clicks_classifier
-    raw = clf.decision_function(X.head(50))
     calibrated = copy.deepcopy(clf)
     network = calibrated.network_
-    for name, value in (("logit_scale", 0.5), ("logit_shift", -0.25)):
-        if hasattr(network, name):  # a network that maps its logits already (identity by default)
-            getattr(network, name).fill_(value)
-        else:
-            network.register_buffer(name, torch.tensor([value]))
-    probabilities, _ = run(calibrated, X.head(50), "float64")
-    np.testing.assert_allclose(probabilities[:, 1], 1 / (1 + np.exp(-(raw * 0.5 - 0.25))), atol=1e-9, rtol=0)
+    if hasattr(network, "logit_scale"):
+        # The network maps its logits itself: predict_proba includes the map.
+        network.logit_scale.fill_(0.5)
+        network.logit_shift.fill_(-0.25)
+        expected = calibrated.predict_proba(X.head(50))[:, 1]
+    else:
+        raw = clf.decision_function(X.head(50))
+        network.register_buffer("logit_scale", torch.tensor([0.5]))
+        network.register_buffer("logit_shift", torch.tensor([-0.25]))
+        expected = 1 / (1 + np.exp(-(raw * 0.5 - 0.25)))
+    model = to_onnx(calibrated, dtype="float64")
+    assert any(tensor.name.startswith("logit_scale") for tensor in model.graph.initializer)
+    probabilities, _ = session(model).run(None, onnx_inputs(calibrated, X.head(50)))
+    np.testing.assert_allclose(probabilities[:, 1], expected, atol=1e-9, rtol=0)
+    assert not np.allclose(expected, clf.predict_proba(X.head(50))[:, 1])
 
 
 def test_metadata_names_fields_kinds_and_classes(fuzz_classifier, tmp_path):
