@@ -4,6 +4,7 @@ from ._classifier import DeepFMClassifier
 from ._codes import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX
 from ._encoder import FieldEncoder
 from ._network import DeepFMNetwork
+from ._onnx import onnx_inputs, to_onnx
 from ._persistence import load, save
 from ._regressor import DeepFMRegressor
 
@@ -19,5 +20,7 @@ __all__ = [
     "FieldEncoder",
     "__version__",
     "load",
+    "onnx_inputs",
     "save",
+    "to_onnx",
 ]

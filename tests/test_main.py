@@ -1,9 +1,8 @@
-import pickle
-
 import numpy as np
 import pandas as pd
 import pytest
 
+import skdeepfm
 from skdeepfm.__main__ import build_parser, main
 
 # The main job runs a few epochs on purpose.
@@ -35,20 +34,22 @@ def test_main_job_on_a_users_file_and_save(tmp_path, capsys, suffix):
     frame["label"] = np.where((frame["a"] == "x") ^ (frame["b"] > 1), "yes", "no")
     path = tmp_path / f"table{suffix}"
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
-    model_path = tmp_path / "model.pkl"
+    model_path = tmp_path / "model.skdeepfm"
     args = ["--data", str(path), "--target", "label", "--max-iter", "5", "--quiet", "--save", str(model_path)]
     assert main(args) == 0
     assert "Saved the fitted model" in capsys.readouterr().out
-    with open(model_path, "rb") as f:
-        model = pickle.load(f)
+    model = skdeepfm.load(model_path)
     assert set(model.classes_) == {"no", "yes"}
 
 
-def test_missing_target_and_unknown_column_are_clear_errors(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["--data", "x.csv"])
-    assert "--target is required with --data" in capsys.readouterr().err
+def test_missing_target_and_unknown_column_are_one_line_errors(tmp_path, capsys):
+    assert main(["--data", "x.csv"]) == 2
+    assert capsys.readouterr().err == "skdeepfm: error: --target is required with --data\n"
     path = tmp_path / "t.csv"
     pd.DataFrame({"a": [1, 2]}).to_csv(path, index=False)
-    with pytest.raises(ValueError, match="--target 'nope' is not a column of t.csv"):
-        main(["--data", str(path), "--target", "nope"])
+    assert main(["--data", str(path), "--target", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skdeepfm: error: --target 'nope' is not a column of t.csv")
+    assert err.count("\n") == 1
+    assert main(["--data", str(tmp_path / "absent.csv"), "--target", "a"]) == 2
+    assert "absent.csv': no such file" in capsys.readouterr().err
