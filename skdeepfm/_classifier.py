@@ -68,7 +68,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         Whether to normalise each hidden layer's pre-activations (BatchNorm).
     alpha : float, default=1e-2
         L2 penalty on the DNN's weights (Adam's weight decay).
-    embedding_alpha : float, default=1e-4
+    embedding_alpha : float, default=3e-4
         L2 penalty on the embedding and first-order tables (Adam's weight
         decay on every row at every step, so that rarely seen categories
         shrink towards zero).
@@ -257,7 +257,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         dropout=0.2,
         batch_norm=True,
         alpha=1e-2,
-        embedding_alpha=1e-4,
+        embedding_alpha=3e-4,
         fm_scale=1.0,
         dnn_gradient_scale=0.01,
         batch_size="auto",

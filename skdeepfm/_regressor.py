@@ -41,7 +41,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         Whether to normalise each hidden layer's pre-activations (BatchNorm).
     alpha : float, default=1e-2
         L2 penalty on the DNN's weights (Adam's weight decay).
-    embedding_alpha : float, default=1e-4
+    embedding_alpha : float, default=3e-4
         L2 penalty on the embedding and first-order tables.
     fm_scale : float, default=1.0
         Multiplier of the FM second-order term, ``fm_scale * sum_{i<j}
@@ -199,7 +199,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         dropout=0.2,
         batch_norm=True,
         alpha=1e-2,
-        embedding_alpha=1e-4,
+        embedding_alpha=3e-4,
         fm_scale=1.0,
         dnn_gradient_scale=0.01,
         batch_size="auto",
