@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from ._fields import CATEGORICAL, MULTIVALUE, NUMERIC, field_kinds
+from ._kinds import CATEGORICAL, MULTIVALUE, NUMERIC, field_kinds
 
 MISSING_STRING = "<missing>"
 """The string a missing categorical cell becomes before one-hot encoding."""
