@@ -310,8 +310,9 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         """Learn the fields' vocabularies and train the network.
 
         With ``warm_start=True`` and a fitted model, training continues from
-        the current weights with the fitted encoder and classes. A failed
-        call leaves an already fitted model as it was.
+        the current weights with the fitted encoder and classes, holding out
+        the validation rows of the first fit; changed network or encoder
+        parameters raise. A failed call leaves an already fitted model as it was.
 
         Parameters
         ----------

@@ -90,7 +90,8 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         dropout. torch's global random state is never used or changed.
     warm_start : bool, default=False
         With a fitted model, ``fit`` continues training the current network
-        (and encoder) instead of starting anew.
+        (and encoder) instead of starting anew, holding out the validation
+        rows of the first fit; changed network or encoder parameters raise.
     verbose : int, default=0
         0: silent; 1 or more: a progress bar per epoch and a summary line.
     device : str, default="auto"
