@@ -490,17 +490,30 @@ def _is_missing_scalar(cell):
     return not isinstance(cell, _LIST_TYPES) and pd.isna(cell)
 
 
+_ORDERED_LIST_TYPES = (list, tuple, np.ndarray)
+
+
 def flatten_cells(values):
     """Elements of the cells of a multi-valued column, and each cell's count.
 
     A list-like cell contributes its elements; a missing cell (None, NaN)
     one missing element; any other scalar itself, as a one-element list.
-    Arrow list arrays are flattened by pyarrow (:func:`arrow_list_cells`).
+    The elements of a set are sorted (:func:`_sort_key`): a set's iteration
+    order changes with ``PYTHONHASHSEED``, and the order of the pooled
+    vectors changes the float rounding of their sum. Arrow list arrays are
+    flattened by pyarrow (:func:`arrow_list_cells`).
     """
     if is_arrow_list_array(values):
         return arrow_list_cells(values)
     cells = [
-        ([None] if _is_missing_scalar(c) else [c]) if not isinstance(c, _LIST_TYPES) else c for c in values
+        c
+        if isinstance(c, _ORDERED_LIST_TYPES)
+        else sorted(c, key=_sort_key)
+        if isinstance(c, set | frozenset)
+        else [None]
+        if _is_missing_scalar(c)
+        else [c]
+        for c in values
     ]
     lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
     flat = np.fromiter(chain.from_iterable(cells), dtype=object, count=int(lengths.sum()))

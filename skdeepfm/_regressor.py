@@ -92,7 +92,9 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         Whether to shuffle the rows at every epoch.
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split, the initial weights, the shuffling and
-        dropout. torch's global random state is never used or changed.
+        dropout. With an int, fits on CPU are repeatable bit for bit for the
+        same torch thread count (see the User Guide). torch's global random
+        state is never used or changed.
     warm_start : bool, default=False
         With a fitted model, ``fit`` continues training the current network
         (and encoder) instead of starting anew, holding out the validation
