@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -33,6 +32,7 @@ from ._training import (
     seeded_generator,
     train,
 )
+from ._warnings import warn
 
 #: Parameters passed on to the FieldEncoder, with the same meaning.
 ENCODER_PARAMETERS = (
@@ -310,18 +310,16 @@ class BaseDeepFM(BaseEstimator):
     def _warn_after_training(self, history, incremental):
         name = type(self).__name__
         if history.interrupted:
-            warnings.warn(
+            warn(
                 f"{name} training was interrupted (KeyboardInterrupt) after {history.n_iter} "
                 "epoch(s); the model keeps the best weights so far.",
                 UserWarning,
-                stacklevel=5,
             )
         elif not history.converged and not incremental:
-            warnings.warn(
+            warn(
                 f"{name} stopped at max_iter={self.max_iter} epochs before converging; "
                 "consider a larger max_iter.",
                 ConvergenceWarning,
-                stacklevel=5,
             )
 
     def _check_same_encoder(self):

@@ -12,13 +12,13 @@ so gets a warning naming it and the parameter to set.
 from __future__ import annotations
 
 import datetime
-import warnings
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
 
 from ._columns import is_arrow_list_array
+from ._warnings import warn
 
 try:  # optional: Arrow-backed columns
     import pyarrow as pa
@@ -125,13 +125,12 @@ def _warn_if_numeric_looking(column, name, inferred):
     fractions = np.flatnonzero(numbers != np.round(numbers))
     if len(fractions):
         example = cells[fractions[0]]
-        warnings.warn(
+        warn(
             f"Column {name!r} holds {what} (such as {example!r}); numeric_features='auto' learns it "
             "as categorical, one code per distinct value. To learn it as numeric, convert it to floats or "
             "list it in numeric_features; to keep it categorical, list the numeric columns in "
             "numeric_features (or set None).",
             UserWarning,
-            stacklevel=2,
         )
 
 

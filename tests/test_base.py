@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -265,3 +266,10 @@ def test_continued_training_refuses_changed_encoder_parameters(interaction_data,
     # Setting it back continues as before.
     clf.set_params(**{name: DeepFMClassifier().get_params()[name]})
     getattr(clf, method)(X, y)
+
+
+def test_convergence_warning_points_at_the_callers_line(interaction_data):
+    X, y = interaction_data
+    with pytest.warns(ConvergenceWarning, match="max_iter=1") as record:
+        DeepFMClassifier(**SMALL, max_iter=1).fit(X, y)
+    assert [w.filename for w in record if w.category is ConvergenceWarning] == [__file__]

@@ -85,8 +85,9 @@ def test_object_ints_and_decimals():
 )
 def test_numeric_looking_columns_learned_as_categories_are_warned_about(cells, what):
     X = pd.DataFrame({"price": pd.Series(cells * 5, dtype=object)})
-    with pytest.warns(UserWarning, match=f"Column 'price' holds {what}.*numeric_features"):
-        assert kinds(X) == ["categorical"]
+    with pytest.warns(UserWarning, match=f"Column 'price' holds {what}.*numeric_features") as record:
+        assert FieldEncoder().fit(X).field_kinds_.tolist() == ["categorical"]
+    assert record[0].filename == __file__
     # Naming the kinds explicitly answers the question: no warning.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
