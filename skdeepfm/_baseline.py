@@ -49,7 +49,9 @@ def column_kinds(X):
     kinds : dict of str to list
         Column names under the keys ``"multivalue"`` (object columns where
         some non-missing cell is a list, tuple, set, frozenset or 1-D numpy array),
-        ``"numeric"`` (floating-point columns, numpy or pandas ``Float``) and
+        ``"numeric"`` (floating-point columns and object columns of floats, as
+        ``FieldEncoder`` detects them; datetime-like columns too, which this
+        baseline does not convert) and
         ``"categorical"`` (every other column), each list in column order.
 
     Examples

@@ -108,7 +108,8 @@ def _warn_if_numeric_looking(column, name, inferred):
     strings = inferred == "string" or (inferred is None and pd.api.types.is_string_dtype(column.dtype))
     if not (strings or inferred in ("mixed", "mixed-integer")):
         return
-    sample = pd.Series(column[:_SAMPLE], copy=False).dropna()
+    head = column.iloc[:_SAMPLE] if isinstance(column, pd.Series) else column[:_SAMPLE]
+    sample = pd.Series(head, copy=False).dropna()
     if inferred in ("mixed", "mixed-integer"):
         cells = [v for v in sample if isinstance(v, float | np.floating)]
         numbers = np.asarray(cells, dtype=np.float64)
