@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -33,6 +32,7 @@ from ._training import (
     seeded_generator,
     train,
 )
+from ._warnings import warn
 
 #: Parameters passed on to the FieldEncoder, with the same meaning.
 ENCODER_PARAMETERS = (
@@ -150,6 +150,7 @@ class BaseDeepFM(BaseEstimator):
         device = resolve_device(self.device)
         if continuing:
             self._check_same_architecture(hidden)
+            self._check_same_encoder()
         columns = validate_fields(self, X, reset=not continuing)
         n_samples = len(columns[0])
         y = column_or_1d(y, warn=True)
@@ -196,7 +197,10 @@ class BaseDeepFM(BaseEstimator):
             encoder = self._make_encoder()
             encoded = encoder._fit_columns(columns)
 
-        train_idx, validation_idx = (None, None) if incremental else self._split_validation(targets, rng)
+        split_rng, split_state = self._validation_rng(rng, continuing)
+        train_idx, validation_idx = (
+            (None, None) if incremental else self._split_validation(targets, split_rng)
+        )
         if validation_idx is None:
             train_rows, validation = (encoded, targets, sample_weight), None
         else:
@@ -281,6 +285,8 @@ class BaseDeepFM(BaseEstimator):
         self.network_ = network
         self._optimizer_state = history.optimizer_state
         self._random_state = rng
+        if not incremental:
+            self._validation_random_state = split_state
         self.n_iter_ += history.n_iter
         self.loss_curve_ = [*self.loss_curve_, *history.loss_curve]
         if validation is not None:
@@ -314,19 +320,28 @@ class BaseDeepFM(BaseEstimator):
     def _warn_after_training(self, history, incremental):
         name = type(self).__name__
         if history.interrupted:
-            warnings.warn(
+            warn(
                 f"{name} training was interrupted (KeyboardInterrupt) after {history.n_iter} "
                 "epoch(s); the model keeps the best weights so far.",
                 UserWarning,
-                stacklevel=5,
             )
         elif not history.converged and not incremental:
-            warnings.warn(
+            warn(
                 f"{name} stopped at max_iter={self.max_iter} epochs before converging; "
                 "consider a larger max_iter.",
                 ConvergenceWarning,
-                stacklevel=5,
             )
+
+    def _check_same_encoder(self):
+        """warm_start and partial_fit keep the fitted encoder: its parameters must not change."""
+        for name in ENCODER_PARAMETERS:
+            now, fitted = getattr(self, name), getattr(self.encoder_, name)
+            if not _same_parameter(now, fitted):
+                raise ValueError(
+                    f"{type(self).__name__} continues training with the fitted encoder (warm_start=True "
+                    f"or partial_fit), but the '{name}' parameter changed from {fitted!r} to {now!r}. "
+                    "Set warm_start=False (or start a new estimator) to learn the fields again."
+                )
 
     def _check_hidden_layer_sizes(self):
         sizes = (
@@ -358,6 +373,18 @@ class BaseDeepFM(BaseEstimator):
                     f"partial_fit), but the '{name}' parameter changed from {fitted!r} to {now!r}. "
                     "Set warm_start=False (or start a new estimator) to train a new network."
                 )
+
+    def _validation_rng(self, rng, continuing):
+        """(random state that draws the validation split, the one to keep for later fits).
+
+        A fit draws its split from ``rng`` and keeps a copy of ``rng`` as it
+        was: a warm-start fit of the same rows holds out the same rows (a new
+        split would validate on rows the network trained on).
+        """
+        kept = getattr(self, "_validation_random_state", None) if continuing else None
+        if kept is not None:
+            return copy.deepcopy(kept), kept
+        return rng, copy.deepcopy(rng)
 
     def _split_validation(self, targets, rng):
         """Training and held-out row indices; (None, None) without early stopping."""
@@ -449,6 +476,15 @@ class BaseDeepFM(BaseEstimator):
         tags.input_tags.string = True
         tags.input_tags.allow_nan = True
         return tags
+
+
+def _same_parameter(a, b):
+    """Whether two values of an encoder parameter (str, None, number or array-like) are equal."""
+    if a is None or b is None or isinstance(a, str) or isinstance(b, str):
+        return type(a) is type(b) and a == b
+    if np.ndim(a) or np.ndim(b):
+        return np.asarray(a).tolist() == np.asarray(b).tolist()
+    return a == b
 
 
 def _to_cpu(state):

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from ._fields import CATEGORICAL, MULTIVALUE, NUMERIC, field_kinds
+from ._kinds import CATEGORICAL, MULTIVALUE, NUMERIC, field_kinds
 
 MISSING_STRING = "<missing>"
 """The string a missing categorical cell becomes before one-hot encoding."""
@@ -49,7 +49,9 @@ def column_kinds(X):
     kinds : dict of str to list
         Column names under the keys ``"multivalue"`` (object columns where
         some non-missing cell is a list, tuple, set, frozenset or 1-D numpy array),
-        ``"numeric"`` (floating-point columns, numpy or pandas ``Float``) and
+        ``"numeric"`` (floating-point columns and object columns of floats, as
+        ``FieldEncoder`` detects them; datetime-like columns too, which this
+        baseline does not convert) and
         ``"categorical"`` (every other column), each list in column order.
 
     Examples

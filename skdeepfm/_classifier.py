@@ -135,7 +135,8 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         Whether to shuffle the rows at every epoch.
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split, the initial weights, the shuffling and
-        dropout. With an int, fits on CPU are repeatable bit for bit. torch's
+        dropout. With an int, fits on CPU are repeatable bit for bit for the
+        same torch thread count (see the User Guide). torch's
         global random state is never used or changed.
     verbose : int, default=0
         0: silent; 1 or more: a progress bar per epoch and a summary line
@@ -323,8 +324,9 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         """Learn the fields' vocabularies and train the network.
 
         With ``warm_start=True`` and a fitted model, training continues from
-        the current weights with the fitted encoder and classes. A failed
-        call leaves an already fitted model as it was.
+        the current weights with the fitted encoder and classes, holding out
+        the validation rows of the first fit; changed network or encoder
+        parameters raise. A failed call leaves an already fitted model as it was.
 
         Parameters
         ----------

@@ -24,11 +24,11 @@ from ._fields import (
     NumericField,
     _check_finite,
     column_name,
-    field_kinds,
     plain_values,
     validate_fields,
 )
 from ._hashing import HashedField, HashedMultiValueField, check_hash_parameters
+from ._kinds import field_kinds
 
 
 @dataclass
@@ -81,9 +81,11 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     - **numeric**: each cell gets the field's one code and its value,
       centred on the median, divided by the IQR / 1.349 (or the standard
       deviation when the IQR is zero, or 1 for a constant column) and
-      clipped to [-5, 5]; DeepFM scales the field's vector by it.
+      clipped to [-5, 5]; DeepFM scales the field's vector by it. A
+      datetime-like column is numeric: seconds since 1970-01-01 UTC.
     - **multi-valued**: cells hold lists, tuples, sets or 1-D arrays of
-      categories (``["sports", "music"]``); each element gets a code from a
+      categories (``["sports", "music"]``), or an Arrow list column holds
+      them; each element gets a code from a
       vocabulary learned over all elements, and the network pools their
       vectors (mean). An empty list has no element; a scalar cell is a
       one-element list.
@@ -109,11 +111,15 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     numeric_features : "auto", None, or array-like, default="auto"
-        Which fields are numeric. "auto": the floating-point columns. None:
-        none. Otherwise column names, column indices, or a boolean mask.
+        Which fields are numeric. "auto": the floating-point and
+        datetime-like columns, and the object columns of real numbers with
+        a float among them (a column that looks numeric but is not, such as
+        numbers written as strings, is warned about). None: none. Otherwise
+        column names, column indices, or a boolean mask. A datetime-like
+        column is always numeric: leaving it out raises.
     multivalue_features : "auto", None, or array-like, default="auto"
         Which fields are multi-valued. "auto": the object columns in which a
-        cell is a list, tuple, set or 1-D array. None: none (list cells are
+        cell is a list, tuple, set or 1-D array, and Arrow list columns. None: none (list cells are
         then categories, compared by their ``repr``). Otherwise column
         names, column indices, or a boolean mask.
     min_frequency : int, float or None, default=None
@@ -335,7 +341,9 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         values = None
         bags = {}
         for j, (spec, column) in enumerate(zip(fields, columns, strict=True)):
-            raw = plain_values(column, keep_arrow_strings=spec.kind == CATEGORICAL)
+            raw = plain_values(
+                column, keep_arrow_strings=spec.kind == CATEGORICAL, keep_arrow_lists=spec.kind == MULTIVALUE
+            )
             if spec.kind != MULTIVALUE:
                 _check_finite(raw, column_name(self, j))
             result = encode(spec, raw)

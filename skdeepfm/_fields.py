@@ -29,14 +29,13 @@ except ImportError:  # pragma: no cover - pandas works without it
     pa = pc = None
 
 from ._codes import INFREQUENT_INDEX, MISSING_INDEX, N_RESERVED, UNKNOWN_INDEX
+from ._columns import arrow_list_cells, frame_columns, is_arrow_list_array, is_other_frame
+from ._kinds import _LIST_TYPES, CATEGORICAL, MULTIVALUE, NUMERIC, temporal_seconds
 
 #: Code of the one learned vector of a numeric field.
 NUMERIC_INDEX = N_RESERVED
 #: Standardised numeric values are clipped to [-NUMERIC_CLIP, NUMERIC_CLIP].
 NUMERIC_CLIP = 5.0
-
-CATEGORICAL, NUMERIC, MULTIVALUE = "categorical", "numeric", "multivalue"
-_LIST_TYPES = (list, tuple, set, frozenset, np.ndarray)
 
 
 def column_name(estimator, j):
@@ -49,7 +48,9 @@ def validate_fields(estimator, X, *, reset):
     """Validate ``X`` for ``estimator`` and split it into its columns.
 
     DataFrames keep one pandas Series per column, so that their dtypes
-    (category, str, bool, ...) survive; anything else goes through
+    (category, str, bool, ...) survive; polars and other dataframes that
+    narwhals reads are converted column by column (:func:`frame_columns`);
+    anything else goes through
     scikit-learn's ``check_array`` without dtype conversion. Feature counts and
     names are set (``reset=True``) or checked (``reset=False``) on
     ``estimator``, so that errors name it.
@@ -59,8 +60,9 @@ def validate_fields(estimator, X, *, reset):
     columns : list of pandas.Series or numpy.ndarray
         One 1-D array per field, each of length ``n_samples``.
     """
-    if isinstance(X, pd.DataFrame):
-        duplicated = list(dict.fromkeys(X.columns[X.columns.duplicated()].tolist()))
+    other_frame = is_other_frame(X)
+    if isinstance(X, pd.DataFrame) or other_frame:
+        duplicated = [] if other_frame else list(dict.fromkeys(X.columns[X.columns.duplicated()].tolist()))
         if duplicated:
             # Each column is a field, found by its name: two of one name are ambiguous.
             raise ValueError(
@@ -68,7 +70,7 @@ def validate_fields(estimator, X, *, reset):
                 f"{type(estimator).__name__} needs a distinct name for each."
             )
         names = getattr(estimator, "feature_names_in_", None)
-        if reset or names is None or list(X.columns) != names.tolist():
+        if reset or names is None or list(X.columns) != names.tolist() or other_frame:
             # scikit-learn's checks and messages for names and counts. The
             # columns of fit, in order, pass them: skipped for speed (one-row
             # predictions).
@@ -84,6 +86,8 @@ def validate_fields(estimator, X, *, reset):
                 f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
                 f"of 1 is required by {type(estimator).__name__}."
             )
+        if other_frame:
+            return frame_columns(X)
         # Names are unique (checked above): items() is the cheapest way to
         # the columns, which matters for one-row predictions.
         return [column for _, column in X.items()]
@@ -110,14 +114,17 @@ def _hashable(value):
     return value
 
 
-def plain_values(column, *, keep_arrow_strings=False):
+def plain_values(column, *, keep_arrow_strings=False, keep_arrow_lists=False):
     """1-D values of ``column`` that ``pd.factorize`` accepts.
 
     With ``keep_arrow_strings``, a pandas string column stored by pyarrow
     (pandas' default ``str`` dtype) stays a pandas array: converting it to
     Python strings cost most of an encoder's fit, while pandas factorizes it
-    in pyarrow (:class:`CategoricalField` takes it).
+    in pyarrow (:class:`CategoricalField` takes it). With ``keep_arrow_lists``,
+    an Arrow list column stays a pandas array, for :func:`flatten_cells`.
     """
+    if keep_arrow_lists and isinstance(column, pd.Series) and is_arrow_list_array(column.array):
+        return column.array
     if keep_arrow_strings and isinstance(column, pd.Series) and _is_string_array(column.array):
         return column.array
     values = column.to_numpy() if isinstance(column, pd.Series) else column
@@ -403,17 +410,24 @@ class CategoricalField:
 
 
 def _as_float(values, name):
-    """float64 values of a numeric column; non-numbers, overflows and infinity raise."""
+    """float64 values of a numeric column; non-numbers, overflows and infinity raise.
+
+    Datetime-like values are seconds (see :func:`temporal_seconds`).
+    """
+    if values.dtype.kind != "f" and (seconds := temporal_seconds(values)) is not None:
+        return seconds
     try:
         floats = pd.to_numeric(pd.Series(values), errors="raise")
         floats = floats.to_numpy(dtype=np.float64, na_value=np.nan)
     except OverflowError as exc:
         raise ValueError(
-            f"Column {name!r} is numeric (numeric_features) but holds a number too large for a float64: {exc}"
+            f"Column {name!r} is numeric (learned as numbers in fit) but holds a number too large "
+            f"for a float64: {exc}"
         ) from exc
     except (TypeError, ValueError) as exc:
         raise ValueError(
-            f"Column {name!r} is numeric (numeric_features) but holds a value that is not a number: {exc}"
+            f"Column {name!r} is numeric (learned as numbers in fit) but holds a value that is not "
+            f"a number: {exc}"
         ) from exc
     # Object and string columns are converted here: infinity is refused as in float columns.
     _check_finite(floats, name)
@@ -476,14 +490,30 @@ def _is_missing_scalar(cell):
     return not isinstance(cell, _LIST_TYPES) and pd.isna(cell)
 
 
+_ORDERED_LIST_TYPES = (list, tuple, np.ndarray)
+
+
 def flatten_cells(values):
     """Elements of the cells of a multi-valued column, and each cell's count.
 
     A list-like cell contributes its elements; a missing cell (None, NaN)
     one missing element; any other scalar itself, as a one-element list.
+    The elements of a set are sorted (:func:`_sort_key`): a set's iteration
+    order changes with ``PYTHONHASHSEED``, and the order of the pooled
+    vectors changes the float rounding of their sum. Arrow list arrays are
+    flattened by pyarrow (:func:`arrow_list_cells`).
     """
+    if is_arrow_list_array(values):
+        return arrow_list_cells(values)
     cells = [
-        ([None] if _is_missing_scalar(c) else [c]) if not isinstance(c, _LIST_TYPES) else c for c in values
+        c
+        if isinstance(c, _ORDERED_LIST_TYPES)
+        else sorted(c, key=_sort_key)
+        if isinstance(c, set | frozenset)
+        else [None]
+        if _is_missing_scalar(c)
+        else [c]
+        for c in values
     ]
     lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
     flat = np.fromiter(chain.from_iterable(cells), dtype=object, count=int(lengths.sum()))
@@ -522,76 +552,3 @@ class MultiValueField:
         """(element codes, lengths) of ``values``."""
         flat, lengths = flatten_cells(values)
         return self.elements.encode(flat), lengths
-
-
-#: What ``pd.api.types.infer_dtype`` calls an object column without a list cell.
-_LISTLESS_INFERRED = frozenset(
-    {"string", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "complex", "boolean"}
-    | {"datetime64", "datetime", "date", "timedelta64", "timedelta", "time", "period", "interval", "empty"}
-)
-
-
-def _has_list_cells(column):
-    # Only plain object columns can hold lists; str, category and numeric
-    # columns are not scanned. pandas' type inference (compiled) clears the
-    # usual all-string column without a Python call per cell.
-    if column.dtype != np.dtype(object):
-        return False
-    if pd.api.types.infer_dtype(column, skipna=True) in _LISTLESS_INFERRED:
-        return False
-    return any(isinstance(c, _LIST_TYPES) for c in column)
-
-
-def _is_float_column(column):
-    dtype = column.dtype
-    return dtype.kind == "f" or isinstance(dtype, pd.Float64Dtype | pd.Float32Dtype)
-
-
-def _selected(spec, columns, names, parameter):
-    """Boolean mask of the columns named by a list of names, indices or a mask."""
-    n = len(columns)
-    items = list(spec)
-    if items and all(isinstance(i, bool | np.bool_) for i in items):
-        if len(items) != n:
-            raise ValueError(f"{parameter} as a boolean mask must have {n} entries; got {len(items)}.")
-        return np.asarray(items, dtype=bool)
-    mask = np.zeros(n, dtype=bool)
-    for item in items:
-        if isinstance(item, str):
-            if names is None or item not in list(names):
-                raise ValueError(
-                    f"{parameter} names column {item!r}, which is not a column of X"
-                    + ("" if names is None else f"; the columns are {list(names)}")
-                    + "."
-                )
-            mask[list(names).index(item)] = True
-        elif isinstance(item, Integral) and -n <= item < n:
-            mask[item] = True
-        else:
-            raise ValueError(
-                f"{parameter} must hold column names, indices in [0, {n}) or a boolean mask; got {item!r}."
-            )
-    return mask
-
-
-def field_kinds(columns, names, numeric_features, multivalue_features):
-    """The kind of every column, from the two parameters (see FieldEncoder)."""
-    if isinstance(numeric_features, str) and numeric_features == "auto":
-        numeric = np.array([_is_float_column(c) for c in columns], dtype=bool)
-    elif numeric_features is None:
-        numeric = np.zeros(len(columns), dtype=bool)
-    else:
-        numeric = _selected(numeric_features, columns, names, "numeric_features")
-    if isinstance(multivalue_features, str) and multivalue_features == "auto":
-        multi = np.array([_has_list_cells(c) for c in columns], dtype=bool) & ~numeric
-    elif multivalue_features is None:
-        multi = np.zeros(len(columns), dtype=bool)
-    else:
-        multi = _selected(multivalue_features, columns, names, "multivalue_features")
-    both = np.flatnonzero(numeric & multi)
-    if len(both):
-        raise ValueError(
-            f"Column {names[both[0]] if names is not None else f'x{both[0]}'!r} is in both "
-            "numeric_features and multivalue_features; a field has one kind."
-        )
-    return [NUMERIC if n else MULTIVALUE if m else CATEGORICAL for n, m in zip(numeric, multi, strict=True)]

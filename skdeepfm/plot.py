@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import is_classifier
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
@@ -41,12 +43,38 @@ def _pyplot():
 
 
 def _axes(ax):
-    """``ax``, or the Axes of a new figure when None."""
+    """``ax``, or the Axes of a new figure when None (laid out so that no label is clipped)."""
     if ax is None:
-        _, ax = _pyplot().subplots()
+        _, ax = _pyplot().subplots(layout="constrained")
     else:
         _pyplot()
     return ax
+
+
+def _deepfm_of(estimator, X=None):
+    """(the DeepFM estimator inside ``estimator``, ``X`` as it reaches it).
+
+    A fitted ``Pipeline`` gives its last step, ``X`` transformed by the steps
+    before it; a fitted search (``GridSearchCV``, ...) its ``best_estimator_``.
+    """
+    while isinstance(estimator, Pipeline | BaseSearchCV):
+        check_is_fitted(estimator)
+        if isinstance(estimator, Pipeline):
+            X = None if X is None else estimator[:-1].transform(X)
+            estimator = estimator[-1]
+        elif hasattr(estimator, "best_estimator_"):
+            estimator = estimator.best_estimator_
+        else:
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted with refit=False and keeps no best estimator "
+                "to plot; fit it with refit=True."
+            )
+    if not hasattr(estimator, "field_interactions"):
+        raise TypeError(
+            "skdeepfm.plot needs a DeepFMClassifier or DeepFMRegressor, or a Pipeline or search "
+            f"(GridSearchCV, ...) that ends in one; got {type(estimator).__name__}."
+        )
+    return estimator, X
 
 
 def _validation_score_name(estimator):
@@ -179,8 +207,10 @@ class TrainingCurveDisplay:
 
         Parameters
         ----------
-        estimator : DeepFMClassifier or DeepFMRegressor
-            A fitted estimator (``loss_curve_``, ``validation_scores_``).
+        estimator : DeepFMClassifier, DeepFMRegressor, Pipeline or search
+            A fitted estimator (``loss_curve_``, ``validation_scores_``), or a
+            fitted ``Pipeline`` or search (``GridSearchCV``, ...) whose last
+            step or best estimator is one.
         ax : matplotlib.axes.Axes or None, default=None
             Axes to draw on; None creates a figure.
 
@@ -209,6 +239,7 @@ class TrainingCurveDisplay:
         >>> display.score_ax_.get_ylabel()
         'validation -log-loss'
         """
+        estimator, _ = _deepfm_of(estimator)
         check_is_fitted(estimator, "loss_curve_")
         display = cls(
             loss_curve=estimator.loss_curve_,
@@ -340,8 +371,10 @@ class FieldInteractionDisplay:
 
         Parameters
         ----------
-        estimator : DeepFMClassifier or DeepFMRegressor
-            A fitted estimator.
+        estimator : DeepFMClassifier, DeepFMRegressor, Pipeline or search
+            A fitted estimator, or a fitted ``Pipeline`` (``X`` goes through its
+            first steps) or search (``GridSearchCV``, ...) whose last step or
+            best estimator is one.
         X : {array-like, DataFrame} of shape (n_samples, n_features) or None, default=None
             Rows to average over; None averages over the training vocabulary
             (see ``DeepFMClassifier.field_interactions``).
@@ -375,6 +408,7 @@ class FieldInteractionDisplay:
         >>> display.im_.get_array().shape
         (2, 2)
         """
+        estimator, X = _deepfm_of(estimator, X)
         check_is_fitted(estimator, "network_")
         display = cls(interactions=estimator.field_interactions(X), estimator_name=type(estimator).__name__)
         return display.plot(ax=ax, **plot_kwargs)
@@ -385,8 +419,9 @@ def plot_learning_curve(estimator, ax=None):
 
     Parameters
     ----------
-    estimator : DeepFMClassifier or DeepFMRegressor
-        A fitted estimator.
+    estimator : DeepFMClassifier, DeepFMRegressor, Pipeline or search
+        A fitted estimator, or a fitted ``Pipeline`` or search
+        (``GridSearchCV``, ...) whose last step or best estimator is one.
     ax : matplotlib.axes.Axes or None, default=None
         Axes to draw the loss on (the score goes on a twin y axis); None
         creates a figure.
@@ -421,8 +456,9 @@ def plot_field_interactions(estimator, X=None, ax=None):
 
     Parameters
     ----------
-    estimator : DeepFMClassifier or DeepFMRegressor
-        A fitted estimator.
+    estimator : DeepFMClassifier, DeepFMRegressor, Pipeline or search
+        A fitted estimator, or a fitted ``Pipeline`` or search
+        (``GridSearchCV``, ...) whose last step or best estimator is one.
     X : {array-like, DataFrame} of shape (n_samples, n_features) or None, default=None
         Rows to average over; None averages over the training vocabulary.
     ax : matplotlib.axes.Axes or None, default=None

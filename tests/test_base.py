@@ -1,10 +1,12 @@
 """Behaviour the estimators share: partial_fit, warm_start, continuing after pickling."""
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
@@ -214,3 +216,60 @@ def test_hash_buckets_with_min_frequency_is_refused_naming_the_estimator(interac
     X, y = interaction_data
     with pytest.raises(ValueError, match="'hash_buckets' parameter of DeepFMClassifier cannot be combined"):
         DeepFMClassifier(**SMALL, hash_buckets=10, min_frequency=2).fit(X, y)
+
+
+def test_warm_start_keeps_the_validation_split_of_the_first_fit(interaction_data, monkeypatch):
+    X, y = interaction_data
+    held_out = []
+    split = DeepFMClassifier._split_validation
+
+    def recording_split(self, targets, rng):
+        train_idx, validation_idx = split(self, targets, rng)
+        held_out.append(sorted(validation_idx))
+        return train_idx, validation_idx
+
+    monkeypatch.setattr(DeepFMClassifier, "_split_validation", recording_split)
+    params = dict(SMALL, early_stopping=True, max_iter=2, warm_start=True)
+    clf = DeepFMClassifier(**params).fit(X, y)
+    clf.fit(X, y)
+    # A new split would validate on rows the network trained on in the first fit.
+    assert held_out[1] == held_out[0]
+    restored = pickle.loads(pickle.dumps(clf))
+    restored.fit(X, y)
+    assert held_out[2] == held_out[0]
+    # A fit that starts over draws its split afresh, the same for the same random_state.
+    clf.set_params(warm_start=False, random_state=1).fit(X, y)
+    assert held_out[3] != held_out[0]
+    DeepFMClassifier(**dict(params, random_state=1)).fit(X, y)
+    assert held_out[4] == held_out[3]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("hash_buckets", 1000),
+        ("min_frequency", 5),
+        ("max_categories", 3),
+        ("numeric_features", ["noise"]),
+        ("multivalue_features", None),
+    ],
+)
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_continued_training_refuses_changed_encoder_parameters(interaction_data, name, value, method):
+    X, y = interaction_data
+    clf = DeepFMClassifier(**SMALL, max_iter=1, warm_start=True).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"'{name}' parameter changed from .* to {re.escape(repr(value))}"):
+        getattr(clf, method)(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    # Setting it back continues as before.
+    clf.set_params(**{name: DeepFMClassifier().get_params()[name]})
+    getattr(clf, method)(X, y)
+
+
+def test_convergence_warning_points_at_the_callers_line(interaction_data):
+    X, y = interaction_data
+    with pytest.warns(ConvergenceWarning, match="max_iter=1") as record:
+        DeepFMClassifier(**SMALL, max_iter=1).fit(X, y)
+    assert [w.filename for w in record if w.category is ConvergenceWarning] == [__file__]

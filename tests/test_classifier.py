@@ -95,6 +95,23 @@ def test_random_state_makes_fits_bit_identical_and_leaves_global_rngs_alone(inte
     assert a.loss_curve_ == b.loss_curve_
 
 
+def test_repeatability_holds_as_documented_at_any_thread_count(interaction_data):
+    # The promise: the same thread count gives the same bits; a row's prediction
+    # does not depend on its batch beyond float32 rounding.
+    X, y = interaction_data
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = DeepFMClassifier(**SMALL, max_iter=2).fit(X, y)
+        b = DeepFMClassifier(**SMALL, max_iter=2).fit(X, y)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    one_by_one = np.vstack([a.predict_proba(X.iloc[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(one_by_one, a.predict_proba(X)[:5], rtol=0, atol=1e-6)
+
+
 def test_without_fm_term_or_dnn_gradient_the_embeddings_do_not_move(interaction_data):
     # dnn_gradient_scale reaches the training step: with it and the FM term
     # at zero (and no L2 on the tables), nothing moves the embeddings, so two

@@ -87,6 +87,7 @@ def test_ints_bools_and_floats_with_nan():
     np.testing.assert_array_equal(enc.transform(X), expected)
 
 
+@pytest.mark.filterwarnings("ignore:Column .* holds numbers with fractions beside other values")
 def test_mixed_types_in_one_column_are_ordered_deterministically():
     X = np.array([["b"], [1], [2.5], ["a"], [None]], dtype=object)
     enc = FieldEncoder().fit(X)
@@ -205,6 +206,7 @@ def test_large_string_columns_are_encoded_vectorised():
     assert codes.min() >= N_RESERVED
 
 
+@pytest.mark.filterwarnings("ignore:Column .* holds numbers with fractions beside other values")
 def test_cells_pandas_cannot_order_still_get_a_deterministic_vocabulary():
     cells = [b"raw", 1.5, True, ("t", 1), "s", {"k": 1}, 2]
     X = pd.DataFrame({"a": pd.Series(cells, dtype=object)})

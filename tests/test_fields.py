@@ -9,7 +9,14 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdeepfm import INFREQUENT_INDEX, MISSING_INDEX, UNKNOWN_INDEX, FieldEncoder
 from skdeepfm._encoder import EncodedFields
-from skdeepfm._fields import N_RESERVED, NUMERIC_CLIP, NUMERIC_INDEX, CategoricalField, infrequent_mask
+from skdeepfm._fields import (
+    N_RESERVED,
+    NUMERIC_CLIP,
+    NUMERIC_INDEX,
+    CategoricalField,
+    flatten_cells,
+    infrequent_mask,
+)
 
 # --- numeric fields --------------------------------------------------------
 
@@ -323,3 +330,56 @@ def test_sorted_vocabularies_follow_pandas_order_for_any_strings():
 def test_auto_detects_list_cells_in_object_columns(cells, kind):
     X = pd.DataFrame({"f": pd.Series(cells, dtype=object)})
     assert FieldEncoder(numeric_features=None).fit(X).field_kinds_.tolist() == [kind]
+
+
+def test_set_cells_pool_their_elements_in_sorted_order():
+    cells = np.empty(3, dtype=object)
+    # {8, 1} iterates as 8, 1 whatever the hash seed (ints hash to themselves).
+    cells[:] = [{"tech", "art", "music"}, frozenset({8, "x", 1}), ["z", "a"]]
+    flat, lengths = flatten_cells(cells)
+    # Sets in a total order (numbers before strings); lists keep theirs.
+    assert flat.tolist() == ["art", "music", "tech", 1, 8, "x", "z", "a"]
+    assert lengths.tolist() == [3, 3, 2]
+
+
+SET_SCRIPT = """
+import warnings
+import numpy as np
+import pandas as pd
+import torch
+from skdeepfm import DeepFMClassifier
+warnings.simplefilter("ignore")
+torch.set_num_threads(1)
+rng = np.random.default_rng(0)
+topics = [f"topic{i}" for i in range(12)]
+tags = [set(rng.choice(topics, size=rng.integers(1, 6), replace=False).tolist()) for _ in range(300)]
+X = pd.DataFrame({"tags": tags, "ad": rng.choice(["a", "b", "c"], 300)})
+y = [int(len(t) > 3) for t in tags]
+clf = DeepFMClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0, device="cpu").fit(X, y)
+print(clf.predict_proba(X).tobytes().hex())
+"""
+
+
+def test_fits_on_set_cells_do_not_depend_on_the_python_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    # This process and one with another hash seed iterate the same sets in different orders.
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    other = subprocess.run(
+        [sys.executable, "-c", SET_SCRIPT],
+        env={**os.environ, "PYTHONHASHSEED": seed},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    printed = []
+    threads = torch.get_num_threads()
+    try:
+        exec(SET_SCRIPT.replace("print(", "printed.append("), {"printed": printed})
+    finally:
+        torch.set_num_threads(threads)
+    assert printed == [other]

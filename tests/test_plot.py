@@ -155,3 +155,42 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     display = plot_module.TrainingCurveDisplay(loss_curve=[1.0, 0.5])
     with pytest.raises(ImportError, match=r'pip install "skdeepfm\[plot\]"'):
         display.plot()
+
+
+def test_pipelines_and_searches_are_plotted_through_their_deepfm(with_validation):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    _, X = with_validation
+    y = (X["user"].str[-1].astype(int) % 2 == X["ad"].str[-1].astype(int) % 2).astype(int)
+    params = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    pipeline = make_pipeline(FunctionTransformer(lambda frame: frame[FIELDS[:2]]), DeepFMClassifier(**params))
+    with pytest.raises(NotFittedError):
+        plot_learning_curve(pipeline)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipeline.fit(X, y)
+        search = GridSearchCV(DeepFMClassifier(**params), {"embedding_dim": [4]}, cv=2).fit(X, y)
+    # The Pipeline's first steps reach the network's fields: two of the three columns.
+    ax = plot_field_interactions(pipeline, X)
+    assert [label.get_text() for label in ax.get_xticklabels()] == FIELDS[:2]
+    assert plot_learning_curve(pipeline).get_ylabel() == "training loss"
+    assert plot_field_interactions(search).get_title() == "Field interactions of DeepFMClassifier"
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(TypeError, match="needs a DeepFMClassifier or DeepFMRegressor.*LogisticRegression"):
+        plot_learning_curve(LogisticRegression())
+
+
+def test_heatmap_labels_fit_in_the_figure():
+    names = ["a_rather_long_field_name", "advertiser_identifier", "device_type_of_the_user"]
+    interactions = pd.DataFrame(np.eye(3), names, names)
+    figure = FieldInteractionDisplay(interactions=interactions).plot().figure_
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    bounds = figure.bbox
+    for label in [*figure.axes[0].get_xticklabels(), *figure.axes[0].get_yticklabels()]:
+        box = label.get_window_extent(renderer)
+        assert box.x0 >= bounds.x0 - 1
+        assert box.y0 >= bounds.y0 - 1

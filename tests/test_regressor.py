@@ -97,3 +97,43 @@ def test_constant_target_predicts_the_constant():
     reg = DeepFMRegressor(**SMALL, max_iter=3).fit(X, np.full(60, 7.0))
     assert reg.target_scale_ == 1.0
     np.testing.assert_allclose(reg.predict(X), 7.0, atol=0.5)
+
+
+def make_outlier_target(n_samples=3000, n_test=1000, seed=0):
+    """A user x item target (std about 2) whose training rows have 3 % of values at +/-500."""
+    rng = np.random.default_rng(seed)
+    user_bias, item_bias = rng.normal(0, 1.0, 40), rng.normal(0, 1.0, 30)
+    users, items = rng.integers(0, 40, n_samples + n_test), rng.integers(0, 30, n_samples + n_test)
+    truth = user_bias[users] + item_bias[items]
+    y = truth[:n_samples] + rng.normal(0, 0.2, n_samples)
+    outliers = rng.random(n_samples) < 0.03
+    y[outliers] = rng.choice([-500.0, 500.0], outliers.sum())
+    X = pd.DataFrame({"user": [f"u{u}" for u in users], "item": [f"i{i}" for i in items]})
+    return X.iloc[:n_samples], y, X.iloc[n_samples:], truth[n_samples:]
+
+
+def test_huber_standardises_the_target_robustly_and_ignores_outliers():
+    X, y, X_test, truth = make_outlier_target()
+    params = dict(SMALL, hidden_layer_sizes=(16,), max_iter=30)
+    huber = DeepFMRegressor(loss="huber", **params).fit(X, y)
+    q25, median, q75 = np.percentile(y, [25, 50, 75])
+    assert huber.target_mean_ == pytest.approx(median)
+    assert huber.target_scale_ == pytest.approx((q75 - q25) / 1.349)
+    assert huber.target_scale_ < 3 < y.std()
+    squared = DeepFMRegressor(**params).fit(X, y)
+    mae_huber = np.abs(huber.predict(X_test) - truth).mean()
+    mae_squared = np.abs(squared.predict(X_test) - truth).mean()
+    assert mae_huber < 0.5 * np.abs(np.median(y) - truth).mean()
+    assert mae_huber < 0.25 * mae_squared
+
+
+def test_huber_early_stopping_scores_minus_the_mean_huber_loss():
+    reg = DeepFMRegressor(loss="huber")
+    y = np.array([0.0, 0.0, 0.0])
+    output = np.array([[0.5], [-3.0], [0.0]])
+    # 0.5 * 0.5**2 and 3 - 0.5: quadratic within one scale, linear beyond.
+    assert reg._validation_score(y, output, None) == pytest.approx(-(0.125 + 2.5 + 0) / 3)
+    assert reg._validation_score(y, output, np.array([1.0, 0.0, 1.0])) == pytest.approx(-0.125 / 2)
+    # One gross outlier among the validation rows costs its distance, not its square.
+    far = reg._validation_score(np.array([0.0, 0.0, 100.0]), np.zeros((3, 1)), None)
+    assert far == pytest.approx(-(100 - 0.5) / 3)

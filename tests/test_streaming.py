@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from dask import distributed
 from dask_ml.wrappers import Incremental
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 
 from skdeepfm import DeepFMClassifier, DeepFMRegressor
@@ -87,6 +88,9 @@ def test_dask_incremental_and_dask_backed_grid_search():
             incremental.partial_fit(X_dask, y_dask, classes=CLASSES)
         assert incremental.estimator_.n_iter_ == 3 * 8
         assert incremental.score(X_dask, y_dask) > 0.97
+        # The streaming guide's ROC AUC: dask-ml's score knows no "roc_auc".
+        proba = incremental.predict_proba(X_dask).compute()
+        assert roc_auc_score(y_dask.compute() == CLASSES[1], proba[:, 1]) > 0.97
 
         search = GridSearchCV(
             DeepFMRegressor(hidden_layer_sizes=(16,), max_iter=3, random_state=0, device="cpu"),
