@@ -13,6 +13,7 @@ Needs the ``dask`` extra: ``pip install "skdeepfm[dask]"``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import socket
@@ -39,7 +40,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is missing
     raise ImportError('skdeepfm.dask needs dask and distributed: pip install "skdeepfm[dask]".') from exc
 
-__all__ = ["DaskDeepFMClassifier", "DaskDeepFMRegressor"]
+__all__ = ["DaskDeepFMClassifier", "DaskDeepFMRegressor", "PeerLostError"]
 
 #: Seconds a rank waits for the others (to meet, or in any exchange) before
 #: it raises: the bound on how long a fit hangs when a rank is lost.
@@ -132,6 +133,10 @@ def _train_on_worker(parts, skeleton, network, config, class_weights, settings):
             validation=validation,
             scorer=skeleton._validation_score,
         )
+    except RuntimeError as exc:
+        if any(sign in str(exc) for sign in ("closed by peer", "Timed out", "timed out", "Connection reset")):
+            raise PeerLostError(f"Rank {rank} stopped: another rank left the training ({exc}).") from exc
+        raise
     finally:
         # Leaving closes the connections: a rank still waiting on this one
         # gets an error at once instead of at the timeout.
@@ -143,15 +148,33 @@ def _train_on_worker(parts, skeleton, network, config, class_weights, settings):
     return digest, (network, history, gathered)
 
 
+class PeerLostError(RuntimeError):
+    """A rank stopped because another rank left the group (or never came)."""
+
+
+#: Seconds the client waits, after a rank fails, for the others' errors:
+#: the error to raise is the one that is not a consequence of another.
+ERROR_GRACE = 5.0
+
+
 def _first_error(client, futures):
-    """Wait for ``futures``; the first that fails cancels the others and raises its error."""
+    """Wait for ``futures``; when one fails, cancel the others and raise the root error.
+
+    A rank whose peer failed stops with a :class:`PeerLostError` at about the
+    same time: the error of the rank that failed first in its own right wins.
+    """
     pending = list(futures)
     while pending:
         done, pending = wait(pending, return_when="FIRST_COMPLETED")
-        for future in done:
-            if future.status == "error":
-                client.cancel(list(pending))
-                future.result()  # raises the rank's error
+        if any(future.status == "error" for future in done):
+            with contextlib.suppress(TimeoutError):
+                wait(list(pending), timeout=ERROR_GRACE)
+            failed = [future for future in futures if future.status == "error"]
+            root = [future for future in failed if not isinstance(future.exception(), PeerLostError)]
+            try:
+                (root or failed)[0].result()  # raises the rank's error
+            finally:
+                client.cancel(list(futures))
 
 
 def _predict_part(model, method, X):
