@@ -144,6 +144,95 @@ class BaseDeepFM(BaseEstimator):
 
     def _train_call(self, X, y, sample_weight, *, incremental, continuing, classes=None):
         """Encode, (re)build what is needed and train; ``self`` is changed only at the end."""
+        hidden, device, columns, targets, target_state, sample_weight = self._validated_input(
+            X, y, sample_weight, incremental=incremental, continuing=continuing, classes=classes
+        )
+
+        if continuing:
+            rng = copy.deepcopy(self._random_state)
+            encoder = self.encoder_
+            encoded = encoder._encode_columns(columns)
+        else:
+            rng = check_random_state(self.random_state)
+            encoder = self._make_encoder()
+            encoded = encoder._fit_columns(columns)
+
+        split_rng, split_state = self._validation_rng(rng, continuing)
+        train_idx, validation_idx = (
+            (None, None) if incremental else self._split_validation(targets, split_rng)
+        )
+        if validation_idx is None:
+            train_rows, validation = (encoded, targets, sample_weight), None
+        else:
+            train_rows = (encoded.take(train_idx), targets[train_idx], sample_weight[train_idx])
+            validation = (
+                encoded.take(validation_idx),
+                targets[validation_idx],
+                sample_weight[validation_idx],
+            )
+        seed = int(rng.randint(np.iinfo(np.int32).max - 1))
+
+        if continuing:
+            network = self.network_
+            optimizer_state = self._optimizer_state
+        else:
+            network = self._new_network(encoder, hidden, target_state, seed)
+            # partial_fit's first chunk need not show the stream's balance.
+            bias = None if incremental else self._initial_bias(train_rows[1], train_rows[2], target_state)
+            if bias is not None:
+                with torch.no_grad():
+                    network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
+            optimizer_state = None
+        config = self._training_config(len(train_rows[0]), incremental, seed)
+        if continuing:
+            # Train a copy: the live network keeps serving (and stays as it
+            # was if this call fails) until the new weights are complete.
+            network = copy.deepcopy(network)
+            # A calibration belongs to the weights it was fitted to.
+            network.set_logit_calibration()
+        history = train(
+            network,
+            *train_rows,
+            config,
+            device=device,
+            validation=validation,
+            scorer=self._validation_score,
+            optimizer_state=optimizer_state,
+        )
+        self._warn_after_training(history, incremental)
+        if validation is not None:
+            calibration = self._logit_calibration(network, validation, device)
+            if calibration is not None:
+                network.set_logit_calibration(*calibration)
+
+        # Everything succeeded: publish the new state.
+        if not continuing:
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._set_target_state(target_state)
+        self.encoder_ = encoder
+        self.field_dims_ = encoder.field_dims_
+        self.network_ = network
+        self._optimizer_state = history.optimizer_state
+        self._random_state = rng
+        if not incremental:
+            self._validation_random_state = split_state
+        self.n_iter_ += history.n_iter
+        self.loss_curve_ = [*self.loss_curve_, *history.loss_curve]
+        if validation is not None:
+            self.validation_scores_ = [*(self.validation_scores_ or []), *history.validation_scores]
+            self.best_validation_score_ = history.best_validation_score
+        return self
+
+    def _validated_input(self, X, y, sample_weight, *, incremental, continuing, classes=None):
+        """The checked parameters and data of a training call.
+
+        Returns ``(hidden_layer_sizes, device, columns, targets, target_state,
+        sample_weight)``; sets ``n_features_in_`` (and ``feature_names_in_``)
+        unless ``continuing``. Also used by the distributed estimators.
+        """
         name = type(self).__name__
         hidden = self._check_hidden_layer_sizes()
         check_hash_parameters(name, self.hash_buckets, self.min_frequency, self.max_categories)
@@ -187,55 +276,26 @@ class BaseDeepFM(BaseEstimator):
                 f"{name} got n_samples=1; with batch_norm=True each call to fit or partial_fit needs "
                 "at least 2 rows (BatchNorm cannot train on one row)."
             )
+        return hidden, device, columns, targets, target_state, sample_weight
 
-        if continuing:
-            rng = copy.deepcopy(self._random_state)
-            encoder = self.encoder_
-            encoded = encoder._encode_columns(columns)
-        else:
-            rng = check_random_state(self.random_state)
-            encoder = self._make_encoder()
-            encoded = encoder._fit_columns(columns)
-
-        split_rng, split_state = self._validation_rng(rng, continuing)
-        train_idx, validation_idx = (
-            (None, None) if incremental else self._split_validation(targets, split_rng)
+    def _new_network(self, encoder, hidden, target_state, seed):
+        """A new network for ``encoder``'s fields, its weights drawn from ``seed``."""
+        return DeepFMNetwork(
+            encoder.field_dims_,
+            self.embedding_dim,
+            hidden,
+            self.dropout,
+            self.batch_norm,
+            self._n_outputs(target_state),
+            bag_mode=self.multivalue_pooling,
+            fm_scale=self.fm_scale,
+            generator=seeded_generator(seed),
         )
-        if validation_idx is None:
-            train_rows, validation = (encoded, targets, sample_weight), None
-        else:
-            train_rows = (encoded.take(train_idx), targets[train_idx], sample_weight[train_idx])
-            validation = (
-                encoded.take(validation_idx),
-                targets[validation_idx],
-                sample_weight[validation_idx],
-            )
-        seed = int(rng.randint(np.iinfo(np.int32).max - 1))
 
-        if continuing:
-            network = self.network_
-            optimizer_state = self._optimizer_state
-        else:
-            network = DeepFMNetwork(
-                encoder.field_dims_,
-                self.embedding_dim,
-                hidden,
-                self.dropout,
-                self.batch_norm,
-                self._n_outputs(target_state),
-                bag_mode=self.multivalue_pooling,
-                fm_scale=self.fm_scale,
-                generator=seeded_generator(seed),
-            )
-            # partial_fit's first chunk need not show the stream's balance.
-            bias = None if incremental else self._initial_bias(train_rows[1], train_rows[2], target_state)
-            if bias is not None:
-                with torch.no_grad():
-                    network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
-            optimizer_state = None
-        n_train = len(train_rows[0])
+    def _training_config(self, n_train, incremental, seed):
+        """The TrainingConfig of a call on ``n_train`` training rows."""
         batch_size = auto_batch_size(n_train) if self.batch_size == "auto" else self.batch_size
-        config = TrainingConfig(
+        return TrainingConfig(
             batch_size=min(batch_size, n_train),
             learning_rate=self.learning_rate_init,
             max_iter=1 if incremental else self.max_iter,
@@ -252,47 +312,6 @@ class BaseDeepFM(BaseEstimator):
             learning_rate_decay=self.learning_rate_decay,
             **self._config_extras(),
         )
-        if continuing:
-            # Train a copy: the live network keeps serving (and stays as it
-            # was if this call fails) until the new weights are complete.
-            network = copy.deepcopy(network)
-            # A calibration belongs to the weights it was fitted to.
-            network.set_logit_calibration()
-        history = train(
-            network,
-            *train_rows,
-            config,
-            device=device,
-            validation=validation,
-            scorer=self._validation_score,
-            optimizer_state=optimizer_state,
-        )
-        self._warn_after_training(history, incremental)
-        if validation is not None:
-            calibration = self._logit_calibration(network, validation, device)
-            if calibration is not None:
-                network.set_logit_calibration(*calibration)
-
-        # Everything succeeded: publish the new state.
-        if not continuing:
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        self._set_target_state(target_state)
-        self.encoder_ = encoder
-        self.field_dims_ = encoder.field_dims_
-        self.network_ = network
-        self._optimizer_state = history.optimizer_state
-        self._random_state = rng
-        if not incremental:
-            self._validation_random_state = split_state
-        self.n_iter_ += history.n_iter
-        self.loss_curve_ = [*self.loss_curve_, *history.loss_curve]
-        if validation is not None:
-            self.validation_scores_ = [*(self.validation_scores_ or []), *history.validation_scores]
-            self.best_validation_score_ = history.best_validation_score
-        return self
 
     def _config_extras(self):
         """TrainingConfig fields set by the subclass (the loss)."""

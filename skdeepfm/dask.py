@@ -1,0 +1,496 @@
+"""DeepFM estimators trained data-parallel on a Dask cluster.
+
+:class:`DaskDeepFMClassifier` and :class:`DaskDeepFMRegressor` take dask
+DataFrames (or arrays) and train one network on the workers that hold
+their partitions: each such worker becomes one rank of a
+``torch.distributed`` gloo group and trains on its own rows, with the
+gradients summed over the ranks at every step (see
+``skdeepfm._distributed``). Dask places the work and gathers the result;
+the gradient exchange does not go through Dask.
+
+Needs the ``dask`` extra: ``pip install "skdeepfm[dask]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import socket
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import AUTO_EARLY_STOPPING_MIN_SAMPLES
+from ._calibration import fit_logit_calibration
+from ._classifier import DeepFMClassifier
+from ._distributed import GlooGroup, train_rank, weights_digest
+from ._fields import validate_fields
+from ._regressor import DeepFMRegressor
+
+try:
+    import dask
+    import dask.array as da
+    import dask.dataframe as dd
+    from distributed import default_client, get_worker, wait
+    from distributed.comm import get_address_host
+except ImportError as exc:  # pragma: no cover - the extra is missing
+    raise ImportError('skdeepfm.dask needs dask and distributed: pip install "skdeepfm[dask]".') from exc
+
+__all__ = ["DaskDeepFMClassifier", "DaskDeepFMRegressor", "PeerLostError"]
+
+#: Seconds a rank waits for the others (to meet, or in any exchange) before
+#: it raises: the bound on how long a fit hangs when a rank is lost.
+COLLECTIVE_TIMEOUT = 120.0
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+def _part(X, y, sample_weight):
+    """One partition's rows as plain pandas / numpy objects."""
+    if not isinstance(X, pd.DataFrame):
+        X = pd.DataFrame(np.asarray(X)) if np.ndim(X) == 2 else pd.DataFrame(np.asarray(X)[:, None])
+    y = np.asarray(y).ravel()
+    if len(y) != len(X):
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples in a partition: "
+            f"X has {len(X)} rows, y has {len(y)}. X and y need the same partitions."
+        )
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64).ravel()
+    return X, y, sample_weight
+
+
+def _refuse_list_text(X):
+    """Refuse columns whose every value is the text of a list: list cells that dask made strings."""
+    for name in X.columns:
+        column = X[name]
+        if column.dtype.kind not in "OUT" and not isinstance(column.dtype, pd.StringDtype):
+            continue
+        values = column.dropna()
+        if len(values) and all(isinstance(v, str) and v[:1] == "[" and v[-1:] == "]" for v in values[:100]):
+            raise ValueError(
+                f"Column {name!r} holds the text of lists (e.g. {values.iloc[0]!r}), not lists: dask "
+                "converts object columns to strings. Build the dask DataFrame under "
+                'dask.config.set({"dataframe.convert-string": False}) to keep the lists.'
+            )
+
+
+def _n_rows(part):
+    return len(part[0])
+
+
+def _delayed_parts(collection, name):
+    """One delayed object per partition (row block) of a dask DataFrame, Series or array."""
+    if isinstance(collection, da.Array):
+        if collection.ndim == 2:
+            collection = collection.rechunk({1: collection.shape[1]})
+        return list(np.ravel(collection.to_delayed()))
+    if isinstance(collection, dd.DataFrame | dd.Series):
+        return list(collection.to_delayed())
+    raise TypeError(
+        f"{name} must be a dask DataFrame, Series or array for a Dask estimator; got "
+        f"{type(collection).__name__}. Use the estimator's to_local() for in-memory data."
+    )
+
+
+def _train_on_worker(parts, skeleton, network, config, class_weights, settings):
+    """One rank: encode this worker's partitions and train on them with the other ranks."""
+    rank, world_size, host, port, split_seed = settings
+    X = pd.concat([part[0] for part in parts], ignore_index=True)
+    y = np.concatenate([part[1] for part in parts])
+    weights = [part[2] for part in parts]
+    w = np.ones(len(y)) if weights[0] is None else np.concatenate(weights)
+    columns = validate_fields(skeleton, X, reset=False)
+    encoded = skeleton.encoder_._encode_columns(columns)
+    targets, _ = skeleton._prepare_targets(y, incremental=False, continuing=True, classes=None)
+    if class_weights is not None:
+        w = w * class_weights[targets]
+    validation = None
+    if skeleton.early_stopping:
+        rng = np.random.RandomState(split_seed)
+        train_idx, val_idx = skeleton._split_validation(targets, rng)
+        validation = (encoded.take(val_idx), targets[val_idx], w[val_idx])
+        encoded, targets, w = encoded.take(train_idx), targets[train_idx], w[train_idx]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, get_worker().state.nthreads))
+    group = GlooGroup(host, port, rank, world_size, COLLECTIVE_TIMEOUT)
+    try:
+        history, gathered = train_rank(
+            network,
+            encoded,
+            targets,
+            w,
+            config,
+            group=group,
+            validation=validation,
+            scorer=skeleton._validation_score,
+        )
+    except RuntimeError as exc:
+        if any(sign in str(exc) for sign in ("closed by peer", "Timed out", "timed out", "Connection reset")):
+            raise PeerLostError(f"Rank {rank} stopped: another rank left the training ({exc}).") from exc
+        raise
+    finally:
+        # Leaving closes the connections: a rank still waiting on this one
+        # gets an error at once instead of at the timeout.
+        group.close()
+        torch.set_num_threads(threads)
+    digest = weights_digest(network)
+    if rank:
+        return digest, None
+    return digest, (network, history, gathered)
+
+
+class PeerLostError(RuntimeError):
+    """A rank stopped because another rank left the group (or never came)."""
+
+
+#: Seconds the client waits, after a rank fails, for the others' errors:
+#: the error to raise is the one that is not a consequence of another.
+ERROR_GRACE = 5.0
+
+
+def _first_error(client, futures):
+    """Wait for ``futures``; when one fails, cancel the others and raise the root error.
+
+    A rank whose peer failed stops with a :class:`PeerLostError` at about the
+    same time: the error of the rank that failed first in its own right wins.
+    """
+    pending = list(futures)
+    while pending:
+        done, pending = wait(pending, return_when="FIRST_COMPLETED")
+        if any(future.status == "error" for future in done):
+            with contextlib.suppress(TimeoutError):
+                wait(list(pending), timeout=ERROR_GRACE)
+            failed = [future for future in futures if future.status == "error"]
+            root = [future for future in failed if not isinstance(future.exception(), PeerLostError)]
+            try:
+                (root or failed)[0].result()  # raises the rank's error
+            finally:
+                client.cancel(list(futures))
+
+
+def _predict_part(model, method, X):
+    return getattr(model, method)(X)
+
+
+class _DaskMixin:
+    """Dask placement, rank setup and result collection shared by the Dask estimators."""
+
+    _local_class: type
+
+    def _get_client(self):
+        return default_client() if self.client is None else self.client
+
+    def _local_params(self):
+        params = self.get_params(deep=False)
+        params.pop("client")
+        return params
+
+    def fit(self, X, y, sample_weight=None):
+        """Train one network on the workers that hold the partitions of ``X``.
+
+        Parameters
+        ----------
+        X : dask DataFrame or dask array of shape (n_samples, n_features)
+            The training rows; each worker trains on the partitions it holds.
+        y : dask Series or dask array of shape (n_samples,)
+            Targets, partitioned as ``X``.
+        sample_weight : dask Series or dask array of shape (n_samples,), default=None
+            Non-negative weights, partitioned as ``X``.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._validate_params()
+        if self.warm_start:
+            raise ValueError(
+                f"{type(self).__name__} does not continue training yet (warm_start=True); "
+                "continue with to_local() and partial_fit, or set warm_start=False."
+            )
+        client = self._get_client()
+        x_parts = _delayed_parts(X, "X")
+        y_parts = _delayed_parts(y, "y")
+        w_parts = [None] * len(x_parts) if sample_weight is None else _delayed_parts(sample_weight, "w")
+        if not len(x_parts) == len(y_parts) == len(w_parts):
+            raise ValueError(
+                f"X, y and sample_weight need the same partitions; got {len(x_parts)}, {len(y_parts)} "
+                f"and {len(w_parts)} partitions."
+            )
+        parts = client.compute([dask.delayed(_part)(*p) for p in zip(x_parts, y_parts, w_parts, strict=True)])
+        wait(parts)
+        n_rows = client.gather(client.map(_n_rows, parts))
+        parts = [part for part, n in zip(parts, n_rows, strict=True) if n]
+        if not parts:
+            raise ValueError(f"{type(self).__name__} got no rows: every partition of X is empty.")
+        by_worker = {}
+        for key, workers in client.who_has(parts).items():
+            if not workers:
+                raise ValueError("No worker of the cluster holds data: a partition of X has been lost.")
+            by_worker.setdefault(sorted(workers)[0], []).append(key)
+        futures = {part.key: part for part in parts}
+        workers = sorted(by_worker)
+        self._fit_on_ranks(client, parts, {w: [futures[k] for k in by_worker[w]] for w in workers})
+        return self
+
+    def _fit_on_ranks(self, client, parts, rank_parts):
+        # The agreed inputs, from the whole data: the encoder (fitted once, on
+        # the client), the classes or the target's scale, the class weights,
+        # the initial bias and the weights' seed.
+        local = self._local_class(**self._local_params())
+        gathered = client.gather(parts)
+        X_all = pd.concat([p[0] for p in gathered], ignore_index=True)
+        y_all = np.concatenate([p[1] for p in gathered])
+        w_all = None if gathered[0][2] is None else np.concatenate([p[2] for p in gathered])
+        del gathered
+        _refuse_list_text(X_all)
+        hidden, _, columns, targets, target_state, weights = local._validated_input(
+            X_all, y_all, w_all, incremental=False, continuing=False
+        )
+        rng = check_random_state(local.random_state)
+        encoder = local._make_encoder()
+        encoder._fit_columns(columns)
+        use_validation = local.early_stopping
+        if use_validation == "auto":
+            use_validation = len(targets) > AUTO_EARLY_STOPPING_MIN_SAMPLES
+        seed = int(rng.randint(np.iinfo(np.int32).max - 1))
+        network = local._new_network(encoder, hidden, target_state, seed)
+        bias = local._initial_bias(targets, weights, target_state)
+        if bias is not None:
+            with torch.no_grad():
+                network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
+        class_weights = self._class_weight_table(local, y_all, targets, target_state)
+        n_train = len(targets) - (
+            math.ceil(local.validation_fraction * len(targets)) if use_validation else 0
+        )
+        config = local._training_config(n_train, False, seed)
+        skeleton = local
+        skeleton.early_stopping = bool(use_validation)
+        skeleton.encoder_ = encoder
+        skeleton._set_target_state(target_state)
+        del X_all, columns
+
+        workers = list(rank_parts)
+        host = get_address_host(workers[0])
+        port = client.run(_free_port, workers=[workers[0]])[workers[0]]
+        split_seeds = rng.randint(np.iinfo(np.int32).max - 1, size=len(workers))
+        futures = [
+            client.submit(
+                _train_on_worker,
+                rank_parts[worker],
+                skeleton,
+                network,
+                config,
+                class_weights,
+                (rank, len(workers), host, port, int(split_seeds[rank])),
+                workers=[worker],
+                allow_other_workers=False,
+                pure=False,
+            )
+            for rank, worker in enumerate(workers)
+        ]
+        _first_error(client, futures)
+        results = client.gather(futures)
+        if len({digest for digest, _ in results}) != 1:
+            raise RuntimeError("The ranks ended with different weights; the distributed fit is invalid.")
+        network, history, validation = results[0][1]
+        self._warn_after_training(history, incremental=False)
+        if validation is not None:
+            calibration = self._gathered_calibration(validation)
+            if calibration is not None:
+                network.set_logit_calibration(*calibration)
+        self.n_features_in_ = local.n_features_in_
+        if hasattr(local, "feature_names_in_"):
+            self.feature_names_in_ = local.feature_names_in_
+        self._set_target_state(target_state)
+        self.encoder_ = encoder
+        self.field_dims_ = encoder.field_dims_
+        self.network_ = network
+        self._optimizer_state = history.optimizer_state
+        self._random_state = rng
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = list(history.loss_curve)
+        self.validation_scores_ = list(history.validation_scores) if validation is not None else None
+        self.best_validation_score_ = history.best_validation_score
+        self.n_ranks_ = len(workers)
+
+    def _class_weight_table(self, local, y, targets, target_state):
+        return None
+
+    def _gathered_calibration(self, validation):
+        return None
+
+    def partial_fit(self, *args, **kwargs):
+        """Not supported: continue a fitted model with ``to_local().partial_fit``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no partial_fit; use to_local() for a "
+            f"{self._local_class.__name__} that has one."
+        )
+
+    def to_local(self):
+        """The fitted model as a plain estimator of the local class, with identical predictions.
+
+        Returns
+        -------
+        estimator : DeepFMClassifier or DeepFMRegressor
+            A new estimator with this one's parameters (no client) and fitted state.
+        """
+        check_is_fitted(self)
+        local = self._local_class(**self._local_params())
+        params = set(self._get_param_names())
+        local.__dict__.update({k: v for k, v in self.__dict__.items() if k not in params and k != "n_ranks_"})
+        return local
+
+    def _dask_predict(self, method, X, width, dtype):
+        """``method`` of the local model on each partition of ``X``, as a dask array.
+
+        The partitions' predictions start computing at once, each where its
+        partition is; the dask array holds them there.
+        """
+        client = self._get_client()
+        model = client.scatter(self.to_local(), broadcast=True, hash=False)
+        parts = client.compute(
+            [dask.delayed(_predict_part)(model, method, part) for part in _delayed_parts(X, "X")]
+        )
+        shape = (np.nan,) if width is None else (np.nan, width)
+        return da.concatenate([da.from_delayed(part, shape=shape, dtype=dtype) for part in parts])
+
+    def __getstate__(self):
+        # The client stays behind: a fitted model pickles (and loads) without a cluster.
+        state = super().__getstate__()
+        state["client"] = None
+        return state
+
+
+def _with_client(local_class):
+    """An ``__init__`` with ``local_class``'s parameters and ``client=None``."""
+    signature = inspect.signature(local_class.__init__)
+    client = inspect.Parameter("client", inspect.Parameter.KEYWORD_ONLY, default=None)
+
+    def __init__(self, *, client=None, **params):
+        local_class.__init__(self, **params)
+        self.client = client
+
+    __init__.__signature__ = signature.replace(parameters=[*signature.parameters.values(), client])
+    return __init__
+
+
+class DaskDeepFMClassifier(_DaskMixin, DeepFMClassifier):
+    """DeepFM classifier trained data-parallel on a Dask cluster.
+
+    The parameters of :class:`~skdeepfm.DeepFMClassifier`, plus ``client``.
+    Each worker that holds partitions of ``X`` trains on its own rows; the
+    gradients are summed over the workers at every step, so every worker
+    holds the same weights after every step, and the fitted network is one
+    model. ``batch_size`` is the global batch, shared by the workers in
+    proportion to their rows.
+
+    Parameters
+    ----------
+    client : distributed.Client or None, default=None
+        The cluster; None takes the default client when ``fit`` is called.
+    **params
+        Every parameter of :class:`~skdeepfm.DeepFMClassifier`, with its meaning.
+
+    Attributes
+    ----------
+    n_ranks_ : int
+        The number of workers that trained.
+
+    See Also
+    --------
+    DeepFMClassifier : The same model in one process; ``to_local()`` returns one.
+
+    Notes
+    -----
+    See the user guide's "Training on a Dask cluster" for what agrees
+    between the workers and what is not supported yet.
+    """
+
+    _local_class = DeepFMClassifier
+    _parameter_constraints: dict = {**DeepFMClassifier._parameter_constraints, "client": "no_validation"}
+    __init__ = _with_client(DeepFMClassifier)
+
+    def _class_weight_table(self, local, y, targets, classes):
+        multipliers = np.broadcast_to(local._target_weights(y, targets, classes, False), targets.shape)
+        if local.class_weight is None:
+            return None
+        table = np.ones(len(classes))
+        table[targets] = multipliers
+        return table
+
+    def _gathered_calibration(self, validation):
+        if not self.calibrate:
+            return None
+        y_val, logits, w_val = validation
+        return fit_logit_calibration(logits, y_val, w_val)
+
+    def predict_proba(self, X):
+        """Probability of each class, a dask array of shape (n_samples, n_classes)."""
+        if not _is_dask(X):
+            return super().predict_proba(X)
+        check_is_fitted(self)
+        return self._dask_predict("predict_proba", X, len(self.classes_), np.float64)
+
+    def predict(self, X):
+        """Most probable class of each row, a dask array of shape (n_samples,)."""
+        if not _is_dask(X):
+            return super().predict(X)
+        check_is_fitted(self)
+        return self._dask_predict("predict", X, None, self.classes_.dtype)
+
+    def decision_function(self, X):
+        """Logits, a dask array of shape (n_samples,) or (n_samples, n_classes)."""
+        if not _is_dask(X):
+            return super().decision_function(X)
+        check_is_fitted(self)
+        width = None if len(self.classes_) == 2 else len(self.classes_)
+        return self._dask_predict("decision_function", X, width, np.float64)
+
+
+class DaskDeepFMRegressor(_DaskMixin, DeepFMRegressor):
+    """DeepFM regressor trained data-parallel on a Dask cluster.
+
+    The parameters of :class:`~skdeepfm.DeepFMRegressor`, plus ``client``;
+    trained as :class:`DaskDeepFMClassifier` is.
+
+    Parameters
+    ----------
+    client : distributed.Client or None, default=None
+        The cluster; None takes the default client when ``fit`` is called.
+    **params
+        Every parameter of :class:`~skdeepfm.DeepFMRegressor`, with its meaning.
+
+    Attributes
+    ----------
+    n_ranks_ : int
+        The number of workers that trained.
+
+    See Also
+    --------
+    DeepFMRegressor : The same model in one process; ``to_local()`` returns one.
+    """
+
+    _local_class = DeepFMRegressor
+    _parameter_constraints: dict = {**DeepFMRegressor._parameter_constraints, "client": "no_validation"}
+    __init__ = _with_client(DeepFMRegressor)
+
+    def predict(self, X):
+        """Predicted targets, a dask array of shape (n_samples,)."""
+        if not _is_dask(X):
+            return super().predict(X)
+        check_is_fitted(self)
+        return self._dask_predict("predict", X, None, np.float64)
+
+
+def _is_dask(X):
+    return isinstance(X, da.Array | dd.DataFrame | dd.Series)

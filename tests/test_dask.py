@@ -1,0 +1,219 @@
+"""The Dask estimators on a LocalCluster of two single-threaded worker processes."""
+
+import pickle
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import roc_auc_score
+
+from skdeepfm import DeepFMClassifier, DeepFMRegressor
+from skdeepfm.datasets import make_ad_clicks
+
+dask = pytest.importorskip("dask", reason="the Dask estimators need the 'dask' extra")
+distributed = pytest.importorskip("distributed", reason="the Dask estimators need the 'dask' extra")
+dd = pytest.importorskip("dask.dataframe")
+
+from skdeepfm.dask import DaskDeepFMClassifier, DaskDeepFMRegressor  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def _workers(client):
+    return sorted(client.scheduler_info()["workers"])
+
+
+def _placed(client, frame, cuts, workers):
+    """``frame`` cut at ``cuts`` into partitions held by ``workers`` (one per partition)."""
+    pieces = np.split(np.arange(len(frame)), cuts)
+    futures = [
+        client.scatter(frame.iloc[rows], workers=[worker])
+        for rows, worker in zip(pieces, workers, strict=True)
+    ]
+    # List cells stay lists only without dask's conversion of objects to strings.
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_delayed(futures, meta=frame.iloc[:0], verify_meta=False)
+
+
+def _data(n_samples, random_state=0):
+    X, y = make_ad_clicks(n_samples=n_samples, random_state=random_state)
+    return X.reset_index(drop=True), pd.Series(np.asarray(y), name="y")
+
+
+@pytest.fixture(scope="module")
+def fitted(client):
+    X, y = _data(6000)
+    X_train, y_train = X.iloc[:4000], y.iloc[:4000]
+    w = _workers(client)
+    Xd = _placed(client, X_train, [2000], w)
+    yd = _placed(client, y_train, [2000], w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = DaskDeepFMClassifier(random_state=0).fit(Xd, yd)
+        local = DeepFMClassifier(random_state=0).fit(X_train, y_train)
+    return model, local, X.iloc[4000:], y.iloc[4000:], Xd
+
+
+def test_deterministic_fit_equals_one_process(client):
+    # No dropout, no shuffle, no BatchNorm: the global batches of two ranks of
+    # 1,000 rows (100 + 100 rows a step) are those of one process on the rows
+    # interleaved in blocks of 100.
+    X, y = _data(2000)
+    params = dict(
+        dropout=0.0,
+        batch_norm=False,
+        shuffle=False,
+        early_stopping=False,
+        batch_size=200,
+        max_iter=3,
+        n_iter_no_change=10,
+        mixed_precision=False,
+        random_state=0,
+    )
+    w = _workers(client)
+    order = np.concatenate(
+        [np.r_[100 * b : 100 * b + 100, 1000 + 100 * b : 1100 + 100 * b] for b in range(10)]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = DaskDeepFMClassifier(**params).fit(
+            _placed(client, X, [1000], w), _placed(client, y, [1000], w)
+        )
+        local = DeepFMClassifier(**params).fit(X.iloc[order], y.iloc[order])
+    assert model.n_ranks_ == 2
+    np.testing.assert_allclose(model.loss_curve_, local.loss_curve_, rtol=1e-6)
+    mine, theirs = model.network_.state_dict(), local.network_.state_dict()
+    assert mine.keys() == theirs.keys()
+    for name in mine:
+        np.testing.assert_allclose(mine[name].numpy(), theirs[name].numpy(), atol=1e-5, err_msg=name)
+
+
+def test_default_parameters_reach_the_local_auc(fitted):
+    model, local, X_test, y_test, _ = fitted
+    assert model.n_ranks_ == 2
+    proba = model.predict_proba(X_test)  # in-memory rows: a plain array, as locally
+    auc = roc_auc_score(y_test, proba[:, 1])
+    local_auc = roc_auc_score(y_test, local.predict_proba(X_test)[:, 1])
+    assert auc > local_auc - 0.01
+    # Early stopping scored every rank's validation rows, then calibrated on them.
+    assert len(model.validation_scores_) == model.n_iter_
+    assert float(model.network_.logit_scale[0]) != 1.0
+
+
+def test_dask_predictions_equal_to_local(client, fitted):
+    model, _, _, _, Xd = fitted
+    proba = model.predict_proba(Xd)
+    assert isinstance(proba, dask.array.Array)
+    local = model.to_local()
+    assert type(local) is DeepFMClassifier
+    X = Xd.compute()
+    np.testing.assert_array_equal(proba.compute(), local.predict_proba(X))
+    np.testing.assert_array_equal(model.predict(Xd).compute(), local.predict(X))
+    np.testing.assert_array_equal(model.decision_function(Xd).compute(), local.decision_function(X))
+
+
+def test_pickles_without_client_and_clones(client, fitted):
+    model = fitted[0]
+    model.client = client
+    try:
+        restored = pickle.loads(pickle.dumps(model))
+    finally:
+        model.client = None
+    assert restored.client is None
+    X = fitted[4].compute().head(50)
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_uneven_and_one_sided_placement(client):
+    X, y = _data(1500)
+    a, b = _workers(client)
+    params = dict(hidden_layer_sizes=(16,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # 150 rows on one worker, 1,350 on the other, and an empty partition.
+        uneven = DaskDeepFMClassifier(**params).fit(
+            _placed(client, X, [150, 150], [a, b, b]), _placed(client, y, [150, 150], [a, b, b])
+        )
+        one_sided = DaskDeepFMRegressor(**params).fit(
+            _placed(client, X, [700], [b, b]), _placed(client, y.astype(float), [700], [b, b])
+        )
+    assert uneven.n_ranks_ == 2
+    assert uneven.n_iter_ == 2
+    assert one_sided.n_ranks_ == 1
+    assert type(one_sided.to_local()) is DeepFMRegressor
+    assert np.isfinite(one_sided.predict(X.head(20))).all()
+
+
+def test_no_rows_is_a_clear_error(client):
+    X, y = _data(200)
+    w = _workers(client)
+    with pytest.raises(ValueError, match="got no rows: every partition of X is empty"):
+        DaskDeepFMClassifier().fit(
+            _placed(client, X.iloc[:0], [], w[:1]), _placed(client, y.iloc[:0], [], w[:1])
+        )
+
+
+def test_list_fields_as_text_are_refused(client):
+    X = pd.DataFrame({"tags": ["['a', 'b']", "['c']"] * 50, "ad": ["x", "y"] * 50})
+    y = pd.Series([0, 1] * 50)
+    w = _workers(client)
+    with pytest.raises(ValueError, match="Column 'tags' holds the text of lists"):
+        DaskDeepFMClassifier().fit(_placed(client, X, [], w[:1]), _placed(client, y, [], w[:1]))
+
+
+def _inject_failure():
+    from skdeepfm import _distributed
+
+    original = _distributed.GlooGroup.all_reduce
+    calls = []
+
+    def failing(self, tensor):
+        calls.append(1)
+        if len(calls) > 5:
+            raise RuntimeError("injected failure of a rank")
+        return original(self, tensor)
+
+    failing.original = original
+    _distributed.GlooGroup.all_reduce = failing
+
+
+def _remove_failure():
+    from skdeepfm import _distributed
+
+    _distributed.GlooGroup.all_reduce = _distributed.GlooGroup.all_reduce.original
+
+
+def test_a_failing_rank_raises_its_error_promptly(client):
+    X, y = _data(1000)
+    w = _workers(client)
+    client.run(_inject_failure, workers=[w[1]])
+    try:
+        started = time.perf_counter()
+        with pytest.raises(RuntimeError, match="injected failure of a rank"):
+            DaskDeepFMClassifier(hidden_layer_sizes=(8,), max_iter=3).fit(
+                _placed(client, X, [500], w), _placed(client, y, [500], w)
+            )
+        assert time.perf_counter() - started < 30
+    finally:
+        client.run(_remove_failure, workers=[w[1]])
+    # The other rank was released: the cluster trains again at once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = DaskDeepFMClassifier(hidden_layer_sizes=(8,), max_iter=1).fit(
+            _placed(client, X, [500], w), _placed(client, y, [500], w)
+        )
+    assert model.n_ranks_ == 2
