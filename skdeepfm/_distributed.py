@@ -35,6 +35,8 @@ from ._training import (
     _loss_function,
     _refresh_batches,
     predict_logits,
+    record_loss,
+    record_score,
     resolve_mixed_precision,
     seeded_generator,
     sparse_forward,
@@ -264,28 +266,14 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
             optimizer.step(None, leaf)
             total += float(loss.detach()) * float(global_size)
         epoch_loss = float(group.sum([total])[0]) / n_total
-        if not np.isfinite(epoch_loss):
-            raise ValueError(
-                f"Training diverged: the loss became {epoch_loss} at epoch {epoch}. "
-                "Try a smaller learning_rate_init."
-            )
-        history.loss_curve.append(epoch_loss)
-        history.n_iter = epoch
+        record_loss(history, epoch, epoch_loss)
         if validation is not None:
             agree_statistics(order)
         network.eval()
-        if validation is not None:
-            score = float(scorer(y_val_all, gathered_logits(), w_val_all))
-            history.validation_scores.append(score)
-            improved = (
-                history.best_validation_score is None or score > history.best_validation_score + config.tol
-            )
-            if history.best_validation_score is None or score > history.best_validation_score:
-                history.best_validation_score = score
-                best_state = copy.deepcopy(network.state_dict())
-        else:
-            improved = epoch_loss < history.best_loss - config.tol
-            history.best_loss = min(history.best_loss, epoch_loss)
+        score = None if validation is None else float(scorer(y_val_all, gathered_logits(), w_val_all))
+        improved, best = record_score(history, epoch_loss, score, config.tol)
+        if best:
+            best_state = copy.deepcopy(network.state_dict())
         no_improvement = 0 if improved else no_improvement + 1
         if not improved and config.learning_rate_decay != 1.0:
             optimizer.scale_learning_rate(config.learning_rate_decay)

@@ -428,34 +428,20 @@ def train(
                 # cached copies of the weights check.
                 mark_changed(network.parameters())
             epoch_loss = float(total) / n_samples
-            if not np.isfinite(epoch_loss):
-                raise ValueError(
-                    f"Training diverged: the loss became {epoch_loss} at epoch {epoch}. "
-                    "Try a smaller learning_rate_init."
-                )
-            history.loss_curve.append(epoch_loss)
-            history.n_iter = epoch
+            record_loss(history, epoch, epoch_loss)
             if validation is not None:
                 # Scored, and maybe kept, as prediction computes: with the
                 # BatchNorm statistics of these weights, dropout off.
                 refresh_batch_norm(network, _refresh_batches(rows_t, order))
             network.eval()
 
+            score = None
             if validation is not None:
                 data_val, y_val, w_val = validation
                 score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
-                history.validation_scores.append(score)
-                improved = (
-                    history.best_validation_score is None
-                    or score > history.best_validation_score + config.tol
-                )
-                if history.best_validation_score is None or score > history.best_validation_score:
-                    history.best_validation_score = score
-                    best_state = copy.deepcopy(network.state_dict())
-            else:
-                score = None
-                improved = epoch_loss < history.best_loss - config.tol
-                history.best_loss = min(history.best_loss, epoch_loss)
+            improved, best = record_score(history, epoch_loss, score, config.tol)
+            if best:
+                best_state = copy.deepcopy(network.state_dict())
             no_improvement = 0 if improved else no_improvement + 1
             if not improved and config.learning_rate_decay != 1.0:
                 optimizer.scale_learning_rate(config.learning_rate_decay)
@@ -495,6 +481,38 @@ def train(
     # The optimizer ends here: its moments move to the history uncopied.
     history.optimizer_state = optimizer.state_dict(copy=False)
     return history
+
+
+def record_loss(history, epoch, epoch_loss):
+    """Add an epoch's mean training loss to ``history``; raise if it is not finite."""
+    if not np.isfinite(epoch_loss):
+        raise ValueError(
+            f"Training diverged: the loss became {epoch_loss} at epoch {epoch}. "
+            "Try a smaller learning_rate_init."
+        )
+    history.loss_curve.append(epoch_loss)
+    history.n_iter = epoch
+
+
+def record_score(history, epoch_loss, score, tol):
+    """Add an epoch's validation ``score`` (None without validation) to ``history``.
+
+    Returns ``(improved, best)``: whether the epoch improved by more than
+    ``tol`` on the best so far (the validation score, or the training loss
+    without validation), and whether its weights are the best to keep (only
+    with validation).
+    """
+    if score is None:
+        improved = epoch_loss < history.best_loss - tol
+        history.best_loss = min(history.best_loss, epoch_loss)
+        return improved, False
+    history.validation_scores.append(score)
+    previous = history.best_validation_score
+    improved = previous is None or score > previous + tol
+    best = previous is None or score > previous
+    if best:
+        history.best_validation_score = score
+    return improved, best
 
 
 def _refresh_batches(rows, order):
