@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
+from ._calibration import fit_logit_calibration
 from ._encoder import FieldEncoder
 from ._fields import validate_fields
 from ._hashing import check_hash_parameters
@@ -200,10 +201,10 @@ class BaseDeepFM(BaseEstimator):
             optimizer_state=optimizer_state,
         )
         self._warn_after_training(history, incremental)
-        if validation is not None:
-            calibration = self._logit_calibration(network, validation, device)
-            if calibration is not None:
-                network.set_logit_calibration(*calibration)
+        if validation is not None and self._calibrates():
+            encoded_val, targets_val, weights_val = validation
+            logits_val = predict_logits(network, encoded_val, device)
+            network.set_logit_calibration(*fit_logit_calibration(logits_val, targets_val, weights_val))
 
         # Everything succeeded: publish the new state.
         if not continuing:
@@ -328,9 +329,9 @@ class BaseDeepFM(BaseEstimator):
         """The network's starting bias for these training targets; None keeps zero."""
         return None
 
-    def _logit_calibration(self, network, validation, device):
-        """``(scale, shift)`` of the trained logits, from the validation rows; None: the identity."""
-        return None
+    def _calibrates(self):
+        """Whether a fit with validation rows calibrates the trained logits on them."""
+        return False
 
     def _target_weights(self, y, targets, target_state, incremental):
         """Per-row weight multipliers from the targets (class weights); 1 by default."""

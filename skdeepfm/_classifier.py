@@ -12,8 +12,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseDeepFM, auto_batch_size
-from ._calibration import fit_logit_calibration
-from ._training import predict_logits
 
 __all__ = ["DeepFMClassifier", "auto_batch_size"]
 
@@ -472,11 +470,8 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         log_frequencies = np.log(frequencies)
         return log_frequencies - log_frequencies.mean()
 
-    def _logit_calibration(self, network, validation, device):
-        if not self.calibrate:
-            return None
-        encoded, targets, sample_weight = validation
-        return fit_logit_calibration(predict_logits(network, encoded, device), targets, sample_weight)
+    def _calibrates(self):
+        return self.calibrate
 
     def _stratify(self, targets, n_validation):
         counts = np.bincount(targets)

@@ -304,10 +304,9 @@ class _DaskMixin:
             raise RuntimeError("The ranks ended with different weights; the distributed fit is invalid.")
         network, history, validation = results[0][1]
         self._warn_after_training(history, incremental=False)
-        if validation is not None:
-            calibration = self._gathered_calibration(validation)
-            if calibration is not None:
-                network.set_logit_calibration(*calibration)
+        if validation is not None and self._calibrates():
+            y_val, logits_val, w_val = validation
+            network.set_logit_calibration(*fit_logit_calibration(logits_val, y_val, w_val))
         self.n_features_in_ = local.n_features_in_
         if hasattr(local, "feature_names_in_"):
             self.feature_names_in_ = local.feature_names_in_
@@ -324,9 +323,6 @@ class _DaskMixin:
         self.n_ranks_ = len(workers)
 
     def _class_weight_table(self, local, y, targets, target_state):
-        return None
-
-    def _gathered_calibration(self, validation):
         return None
 
     def partial_fit(self, *args, **kwargs):
@@ -427,12 +423,6 @@ class DaskDeepFMClassifier(_DaskMixin, DeepFMClassifier):
         table = np.ones(len(classes))
         table[targets] = multipliers
         return table
-
-    def _gathered_calibration(self, validation):
-        if not self.calibrate:
-            return None
-        y_val, logits, w_val = validation
-        return fit_logit_calibration(logits, y_val, w_val)
 
     def predict_proba(self, X):
         """Probability of each class, a dask array of shape (n_samples, n_classes)."""
