@@ -39,8 +39,11 @@ def _workers(client):
 def _placed(client, frame, cuts, workers):
     """``frame`` cut at ``cuts`` into partitions held by ``workers`` (one per partition)."""
     pieces = np.split(np.arange(len(frame)), cuts)
+    # hash=False: each placement holds its own keys. Equal data scattered
+    # again under its content hash can race with the release of the earlier
+    # copy (the scheduler then cancels it as "lost dependencies").
     futures = [
-        client.scatter(frame.iloc[rows], workers=[worker])
+        client.scatter(frame.iloc[rows], workers=[worker], hash=False)
         for rows, worker in zip(pieces, workers, strict=True)
     ]
     # List cells stay lists only without dask's conversion of objects to strings.
