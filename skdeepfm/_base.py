@@ -8,6 +8,7 @@ the training loop live in their own modules.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from numbers import Integral, Real
 
@@ -19,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+from tqdm.auto import tqdm
 
 from ._calibration import fit_logit_calibration
 from ._encoder import FieldEncoder
@@ -112,6 +114,7 @@ class BaseDeepFM(BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "refit": ["boolean"],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "shuffle": ["boolean"],
@@ -177,12 +180,9 @@ class BaseDeepFM(BaseEstimator):
             network = self.network_
             optimizer_state = self._optimizer_state
         else:
-            network = self._new_network(encoder, hidden, target_state, seed)
             # partial_fit's first chunk need not show the stream's balance.
-            bias = None if incremental else self._initial_bias(train_rows[1], train_rows[2], target_state)
-            if bias is not None:
-                with torch.no_grad():
-                    network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
+            bias_rows = None if incremental else train_rows
+            network = self._start_network(encoder, hidden, target_state, seed, bias_rows)
             optimizer_state = None
         config = self._training_config(len(train_rows[0]), incremental, seed)
         if continuing:
@@ -205,6 +205,11 @@ class BaseDeepFM(BaseEstimator):
             encoded_val, targets_val, weights_val = validation
             logits_val = predict_logits(network, encoded_val, device)
             network.set_logit_calibration(*fit_logit_calibration(logits_val, targets_val, weights_val))
+        if validation is not None and self.refit and not continuing and not history.interrupted:
+            all_rows = (encoded, targets, sample_weight)
+            network, history = self._refit(
+                encoder, hidden, target_state, seed, all_rows, network, history, device
+            )
 
         # Everything succeeded: publish the new state.
         if not continuing:
@@ -278,6 +283,48 @@ class BaseDeepFM(BaseEstimator):
                 "at least 2 rows (BatchNorm cannot train on one row)."
             )
         return hidden, device, columns, targets, target_state, sample_weight
+
+    def _start_network(self, encoder, hidden, target_state, seed, rows):
+        """A new network whose output bias starts from ``rows``' targets (None: at zero)."""
+        network = self._new_network(encoder, hidden, target_state, seed)
+        bias = None if rows is None else self._initial_bias(rows[1], rows[2], target_state)
+        if bias is not None:
+            with torch.no_grad():
+                network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
+        return network
+
+    def _refit(self, encoder, hidden, target_state, seed, rows, selected, selection, device):
+        """Train a new network on all ``rows`` for the epochs the validation rows chose.
+
+        ``selected`` is the network early stopping kept, ``selection`` its
+        history. The new network starts from the same weights, trains for
+        the best epoch's number of epochs, its learning rate decayed after
+        the same epochs, and takes ``selected``'s calibration (its rows are
+        all trained on now). Returns ``(network, history)``: the new ones, the
+        history holding ``selection``'s validation scores; ``selected`` and
+        ``selection`` if the refit was interrupted. The history has the new
+        network's ``n_iter`` and the selection run's curves.
+        """
+        n_epochs = selection.best_epoch
+        config = self._training_config(len(rows[0]), False, seed)
+        config = dataclasses.replace(config, max_iter=n_epochs, schedule=tuple(selection.improved[:n_epochs]))
+        if self.verbose:
+            tqdm.write(f"Refit on all {len(rows[0])} rows for {n_epochs} epoch(s)")
+        network = self._start_network(encoder, hidden, target_state, seed, rows)
+        history = train(network, *rows, config, device=device)
+        if history.interrupted:
+            warn(
+                f"{type(self).__name__}'s refit on all rows was interrupted (KeyboardInterrupt); the "
+                "model keeps the network that early stopping chose.",
+                UserWarning,
+            )
+            return selected, selection
+        network.set_logit_calibration(selected.logit_scale.clone(), selected.logit_shift.clone())
+        # The curves stay the selection run's, epoch by epoch side by side.
+        history.loss_curve = selection.loss_curve
+        history.validation_scores = selection.validation_scores
+        history.best_validation_score = selection.best_validation_score
+        return network, history
 
     def _new_network(self, encoder, hidden, target_state, seed):
         """A new network for ``encoder``'s fields, its weights drawn from ``seed``."""

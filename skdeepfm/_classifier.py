@@ -108,6 +108,15 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         training loss stops improving.
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping (stratified).
+    refit : bool, default=True
+        With early stopping, once the held-out rows have chosen the number
+        of epochs, train the network again from its first weights on all
+        rows, held-out ones included, for that many epochs (the learning
+        rate decayed after the same epochs) and keep it; the calibration
+        stays the one fitted on the held-out rows. More rows to learn from
+        for about 1.5x the fit time. ``n_iter_`` is then the kept network's
+        epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
+        Not with ``warm_start`` continuing a fitted model.
     scoring : {"loss", "roc_auc"}, default="loss"
         The validation score that early stopping follows and that chooses the
         kept epoch: "loss", minus the log-loss (calibrated probabilities);
@@ -197,9 +206,11 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         The trained network, in eval mode. One output for two classes,
         ``n_classes`` otherwise.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs the kept network trained: with ``refit``, the
+        epoch that early stopping chose; without, the epochs run.
     loss_curve_ : list of float
-        Mean training loss of each epoch (without the L2 penalty).
+        Mean training loss of each epoch (without the L2 penalty); with
+        ``refit``, of the run that early stopping followed.
     validation_scores_ : list of float or None
         Validation score of each epoch with early stopping (``scoring``:
         minus the log-loss, or the ROC AUC). None without early stopping.
@@ -265,6 +276,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         max_iter=100,
         early_stopping="auto",
         validation_fraction=0.1,
+        refit=True,
         scoring="loss",
         calibrate=True,
         n_iter_no_change=2,
@@ -298,6 +310,7 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.refit = refit
         self.scoring = scoring
         self.calibrate = calibrate
         self.n_iter_no_change = n_iter_no_change

@@ -84,6 +84,14 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         training loss stops improving.
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping.
+    refit : bool, default=True
+        With early stopping, once the held-out rows have chosen the number
+        of epochs, train the network again from its first weights on all
+        rows, held-out ones included, for that many epochs (the learning
+        rate decayed after the same epochs) and keep it. More rows to learn from
+        for about 1.5x the fit time. ``n_iter_`` is then the kept network's
+        epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
+        Not with ``warm_start`` continuing a fitted model.
     n_iter_no_change : int, default=5
         Epochs without an improvement of more than ``tol`` before stopping.
     tol : float, default=1e-4
@@ -158,9 +166,11 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         its IQR / 1.349, or the standard deviation when the IQR is zero;
         1 when constant).
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs the kept network trained: with ``refit``, the
+        epoch that early stopping chose; without, the epochs run.
     loss_curve_ : list of float
-        Mean training loss of each epoch, on the standardised target.
+        Mean training loss of each epoch, on the standardised target; with
+        ``refit``, of the run that early stopping followed.
     validation_scores_ : list of float or None
         Validation R² of each epoch with early stopping (minus the mean
         Huber loss on the standardised target with ``loss="huber"``); None
@@ -221,6 +231,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         max_iter=100,
         early_stopping="auto",
         validation_fraction=0.1,
+        refit=True,
         n_iter_no_change=5,
         tol=1e-4,
         shuffle=True,
@@ -252,6 +263,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.refit = refit
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.shuffle = shuffle

@@ -125,6 +125,10 @@ class TrainingConfig:
     #: Multiplier of the learning rate after each epoch that does not improve
     #: (the validation score, or the training loss without validation).
     learning_rate_decay: float = 1.0
+    #: A fixed run (the refit on all rows): one flag per epoch, False where the
+    #: learning rate decays after that epoch; training runs every epoch, with
+    #: no stopping. None: epochs and decays follow the scores.
+    schedule: tuple | None = None
 
 
 @dataclass
@@ -133,12 +137,21 @@ class TrainingHistory:
 
     loss_curve: list = field(default_factory=list)
     validation_scores: list = field(default_factory=list)
+    #: Whether each epoch improved (a False one decays the learning rate).
+    improved: list = field(default_factory=list)
     best_validation_score: float | None = None
     best_loss: float = np.inf
     n_iter: int = 0
     converged: bool = False
     interrupted: bool = False
     optimizer_state: dict | None = None
+
+    @property
+    def best_epoch(self):
+        """The epoch (from 1) of the best validation score; None without validation."""
+        if not self.validation_scores:
+            return None
+        return int(np.argmax(self.validation_scores)) + 1
 
 
 def batch_bounds(n_samples, batch_size):
@@ -440,6 +453,8 @@ def train(
                 data_val, y_val, w_val = validation
                 score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
             improved, best = record_score(history, epoch_loss, score, config.tol)
+            if config.schedule is not None:
+                improved = history.improved[-1] = config.schedule[epoch - 1]
             if best:
                 best_state = copy.deepcopy(network.state_dict())
             no_improvement = 0 if improved else no_improvement + 1
@@ -454,7 +469,9 @@ def train(
                 if score is not None:
                     line += f", validation score {score:.5f}"
                 tqdm.write(f"{line}, {time.perf_counter() - started:.2f} s")
-            if no_improvement >= config.n_iter_no_change:
+            if config.schedule is not None:
+                history.converged = epoch == len(config.schedule)
+            elif no_improvement >= config.n_iter_no_change:
                 history.converged = True
                 break
     except KeyboardInterrupt:
@@ -505,6 +522,7 @@ def record_score(history, epoch_loss, score, tol):
     if score is None:
         improved = epoch_loss < history.best_loss - tol
         history.best_loss = min(history.best_loss, epoch_loss)
+        history.improved.append(improved)
         return improved, False
     history.validation_scores.append(score)
     previous = history.best_validation_score
@@ -512,6 +530,7 @@ def record_score(history, epoch_loss, score, tol):
     best = previous is None or score > previous
     if best:
         history.best_validation_score = score
+    history.improved.append(improved)
     return improved, best
 
 

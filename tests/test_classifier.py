@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdeepfm import DeepFMClassifier, FieldEncoder
 from skdeepfm._classifier import auto_batch_size
+from skdeepfm.datasets import make_ad_clicks
 
 from .conftest import make_interaction_data
 
@@ -136,6 +137,7 @@ def test_early_stopping_keeps_the_best_validation_epoch(interaction_data, scorin
         calibrate=calibrate,
         n_iter_no_change=2,
         max_iter=50,
+        refit=False,
     ).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_ == len(clf.loss_curve_)
     assert clf.best_validation_score_ == max(clf.validation_scores_)
@@ -154,6 +156,62 @@ def test_early_stopping_keeps_the_best_validation_epoch(interaction_data, scorin
         assert log_loss(y_val, proba) < log_loss(y_val, raw_proba)
         assert np.all(np.diff(proba[np.argsort(raw_proba)]) >= -1e-12)
         assert not np.allclose(proba, raw_proba)
+
+
+def test_refit_trains_a_new_network_on_all_rows_for_the_chosen_epochs(monkeypatch):
+    import skdeepfm._base as base_module
+
+    X, y = make_ad_clicks(3000, random_state=0)
+    runs = []
+    original = base_module.train
+
+    def recording(network, data, *args, **kwargs):
+        runs.append((len(data), args[-1], kwargs.get("validation") is not None))
+        return original(network, data, *args, **kwargs)
+
+    monkeypatch.setattr(base_module, "train", recording)
+    params = dict(SMALL, early_stopping=True, max_iter=30, n_iter_no_change=3, learning_rate_decay=0.5)
+    # make_ad_clicks overfits 3,000 rows: the validation score peaks at epoch 11 of 14.
+    chosen = DeepFMClassifier(**params, refit=False).fit(X, y)
+    refit = DeepFMClassifier(**params).fit(X, y)
+    assert len(runs) == 3
+    (n_chosen, _, validated), (n_selection, _, _), (n_all, config, refit_validated) = runs
+    assert validated
+    assert not refit_validated
+    assert n_chosen == n_selection < n_all == len(X)
+    # The held-out rows chose the epochs (and the decays) of the new network.
+    assert refit.validation_scores_ == chosen.validation_scores_
+    best = int(np.argmax(chosen.validation_scores_)) + 1
+    assert refit.loss_curve_ == chosen.loss_curve_
+    assert refit.n_iter_ == config.max_iter == best < chosen.n_iter_
+    assert False in config.schedule  # an epoch that decayed the learning rate
+    assert torch.equal(refit.network_.logit_scale, chosen.network_.logit_scale)
+    assert torch.equal(refit.network_.logit_shift, chosen.network_.logit_shift)
+    assert not torch.equal(refit.network_.embedding.weight, chosen.network_.embedding.weight)
+    # A warm start continues the fitted network: no second run.
+    runs.clear()
+    refit.set_params(warm_start=True, max_iter=2).fit(X, y)
+    assert len(runs) == 1
+
+
+def test_an_interrupted_refit_keeps_the_network_early_stopping_chose(interaction_data, monkeypatch):
+    import skdeepfm._base as base_module
+
+    X, y = interaction_data
+    original = base_module.train
+
+    def interrupt_the_refit(network, data, *args, **kwargs):
+        history = original(network, data, *args, **kwargs)
+        history.interrupted = kwargs.get("validation") is None
+        return history
+
+    params = {**SMALL, "early_stopping": True, "max_iter": 5}
+    chosen = DeepFMClassifier(**params, refit=False).fit(X, y)
+    monkeypatch.setattr(base_module, "train", interrupt_the_refit)
+    with pytest.warns(UserWarning, match="refit on all rows was interrupted"):
+        kept = DeepFMClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(kept.predict_proba(X), chosen.predict_proba(X))
+    assert kept.n_iter_ == chosen.n_iter_
 
 
 def test_multiclass_roc_auc_scoring_is_one_against_the_rest():
@@ -470,7 +528,8 @@ def test_encoder_parameters_reach_the_encoder():
 
 def test_early_stopping_split_keeps_multivalued_rows_whole():
     X, y = mixed_clicks(2500)
-    clf = DeepFMClassifier(**{**SMALL, "early_stopping": True, "max_iter": 20}, scoring="roc_auc").fit(X, y)
+    params = dict(SMALL, early_stopping=True, max_iter=20, scoring="roc_auc", refit=False)
+    clf = DeepFMClassifier(**params).fit(X, y)
     assert len(clf.validation_scores_) == clf.n_iter_
     assert clf.best_validation_score_ > 0.9
 

@@ -488,6 +488,41 @@ def test_learning_rate_decays_after_each_epoch_without_improvement(monkeypatch, 
     assert history.optimizer_state["dense"]["param_groups"][0]["lr"] == pytest.approx(1.25e-3)
 
 
+def test_a_fixed_schedule_runs_every_epoch_and_decays_where_it_says(monkeypatch):
+    X, y = toy(300)
+    decays = []
+    original = training.DeepFMOptimizer.scale_learning_rate
+
+    def recording(self, factor):
+        original(self, factor)
+        decays.append(len(history_epochs))
+
+    history_epochs = []
+    original_record = training.record_loss
+
+    def record_loss(history, epoch, loss):
+        history_epochs.append(epoch)
+        return original_record(history, epoch, loss)
+
+    monkeypatch.setattr(training.DeepFMOptimizer, "scale_learning_rate", recording)
+    monkeypatch.setattr(training, "record_loss", record_loss)
+    # n_iter_no_change=1 would stop after the first epoch without improvement.
+    schedule = (True, False, True, False)
+    history = train(
+        net(),
+        X,
+        y,
+        np.ones(len(y)),
+        config(max_iter=4, n_iter_no_change=1, learning_rate_decay=0.5, schedule=schedule),
+        device=CPU,
+    )
+    assert history.n_iter == 4
+    assert history.converged
+    assert decays == [2, 4]
+    assert history.improved == list(schedule)
+    assert history.optimizer_state["dense"]["param_groups"][0]["lr"] == pytest.approx(2.5e-3)
+
+
 def test_whole_table_adam_follows_a_scaled_learning_rate():
     network = net()
     optimizer = training._optimizer(network, config(), CPU)
