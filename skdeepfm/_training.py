@@ -453,11 +453,9 @@ def train(
                 data_val, y_val, w_val = validation
                 score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
             improved, best = record_score(history, epoch_loss, score, config.tol)
-            if config.schedule is not None:
-                improved = history.improved[-1] = config.schedule[epoch - 1]
             if best:
                 best_state = copy.deepcopy(network.state_dict())
-            no_improvement = 0 if improved else no_improvement + 1
+            improved, no_improvement, stop = epoch_outcome(config, history, epoch, improved, no_improvement)
             if not improved and config.learning_rate_decay != 1.0:
                 optimizer.scale_learning_rate(config.learning_rate_decay)
                 # A captured step holds the old rate: capture again.
@@ -469,10 +467,7 @@ def train(
                 if score is not None:
                     line += f", validation score {score:.5f}"
                 tqdm.write(f"{line}, {time.perf_counter() - started:.2f} s")
-            if config.schedule is not None:
-                history.converged = epoch == len(config.schedule)
-            elif no_improvement >= config.n_iter_no_change:
-                history.converged = True
+            if stop:
                 break
     except KeyboardInterrupt:
         # Stop cleanly with what was learned so far; before the first
@@ -532,6 +527,24 @@ def record_score(history, epoch_loss, score, tol):
         history.best_validation_score = score
     history.improved.append(improved)
     return improved, best
+
+
+def epoch_outcome(config, history, epoch, improved, no_improvement):
+    """``(improved, no_improvement, stop)`` after an epoch that ``history`` recorded.
+
+    ``no_improvement`` counts the epochs in a row without improvement; at
+    ``n_iter_no_change`` of them training stops (converged). With
+    ``config.schedule`` (the refit), the schedule says whether the epoch
+    improved, and training runs every epoch of it.
+    """
+    if config.schedule is not None:
+        improved = history.improved[-1] = config.schedule[epoch - 1]
+        history.converged = epoch == len(config.schedule)
+        return improved, 0, False
+    no_improvement = 0 if improved else no_improvement + 1
+    stop = no_improvement >= config.n_iter_no_change
+    history.converged = history.converged or stop
+    return improved, no_improvement, stop
 
 
 def _refresh_batches(rows, order):
