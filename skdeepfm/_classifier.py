@@ -116,7 +116,9 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         stays the one fitted on the held-out rows. More rows to learn from
         for about 1.5x the fit time. ``n_iter_`` is then the kept network's
         epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
-        Not with ``warm_start`` continuing a fitted model.
+        A ``warm_start`` fit that continues a fitted model does not refit,
+        and holds out rows that the refitted network has trained on: set
+        ``refit=False`` to continue training with early stopping.
     scoring : {"loss", "roc_auc"}, default="loss"
         The validation score that early stopping follows and that chooses the
         kept epoch: "loss", minus the log-loss (calibrated probabilities);

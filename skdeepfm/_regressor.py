@@ -91,7 +91,9 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         rate decayed after the same epochs) and keep it. More rows to learn from
         for about 1.5x the fit time. ``n_iter_`` is then the kept network's
         epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
-        Not with ``warm_start`` continuing a fitted model.
+        A ``warm_start`` fit that continues a fitted model does not refit,
+        and holds out rows that the refitted network has trained on: set
+        ``refit=False`` to continue training with early stopping.
     n_iter_no_change : int, default=5
         Epochs without an improvement of more than ``tol`` before stopping.
     tol : float, default=1e-4
