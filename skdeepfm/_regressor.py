@@ -89,7 +89,7 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         of epochs, train the network again from its first weights on all
         rows, held-out ones included, for that many epochs (the learning
         rate decayed after the same epochs) and keep it. More rows to learn from
-        for about 1.5x the fit time. ``n_iter_`` is then the kept network's
+        for up to twice the fit time. ``n_iter_`` is then the kept network's
         epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
         A ``warm_start`` fit that continues a fitted model does not refit,
         and holds out rows that the refitted network has trained on: set
