@@ -90,7 +90,8 @@ def frame_arrays(X):
     return arrays
 
 
-def _is_arrow_string(array):
+def is_arrow_string(array):
+    """Whether ``array`` (a pandas array) holds strings stored by pyarrow."""
     dtype = array.dtype
     if isinstance(dtype, pd.StringDtype):
         return dtype.storage == "pyarrow"
@@ -105,7 +106,7 @@ def plain_cells(array):
     ``Series.to_numpy`` does; datetime-like and complex columns give None.
     """
     if not isinstance(array, np.ndarray):
-        if _is_arrow_string(array):
+        if is_arrow_string(array):
             return array.__arrow_array__().to_pylist(), "O"
         if not isinstance(array, pd.api.extensions.ExtensionArray):
             return None
