@@ -84,10 +84,7 @@ def frame_arrays(X):
             arrays.append(values if values.ndim == 1 else values[position])
     except (AttributeError, IndexError, TypeError, ValueError):
         return None
-    n_samples = len(X)
-    if len(arrays) != X.shape[1] or any(getattr(a, "ndim", 0) != 1 or len(a) != n_samples for a in arrays):
-        return None
-    return arrays
+    return arrays if len(arrays) == len(X.columns) else None
 
 
 def is_arrow_string(array):
@@ -120,60 +117,97 @@ def plain_cells(array):
     return array, kind
 
 
-def _categorical_codes(field, cells, kind):
-    """The codes of ``cells`` in a learned categorical field, or None for the general path."""
-    categories = field.categories
-    # With as many values as categories or more the general path hashes
-    # both at once: the same codes for strings and missing values, the only
-    # cells taken then (Python and pandas compare strings alike; numbers,
-    # booleans and objects may compare otherwise in a hash pass).
-    few = len(cells) < len(categories)
-    if kind == "f" and np.isinf(cells).any():
-        return None  # the general path names the column
-    as_object = categories.dtype.kind != kind
-    if as_object and kind != "O":
-        cells = np.asarray(cells, dtype=object)
-    index = _vocabulary_index(field, as_object)
-    unseen = INFREQUENT_INDEX if field.n_infrequent else UNKNOWN_INDEX
-    codes = []
-    for value in cells:
-        if type(value) is not str:
-            if value is None:
-                codes.append(MISSING_INDEX)
-                continue
-            missing = pd.isna(value)
-            if type(missing) is not bool:
-                return None  # a list-like cell: pd.isna answers per element
-            if missing:
-                codes.append(MISSING_INDEX)
-                continue
-            if not few:
-                return None
-        position = _position(index, value)
-        codes.append(unseen if position < 0 else position + N_RESERVED)
-    return codes
+class _CategoricalCells:
+    """The cell-by-cell lookup of one learned categorical field."""
 
+    def __init__(self, field):
+        self.field = field
+        self.categories = field.categories
+        self.kind = field.categories.dtype.kind
+        self.n_categories = len(field.categories)
+        self.unseen = INFREQUENT_INDEX if field.n_infrequent else UNKNOWN_INDEX
+        # The general path's hash indexes (CategoricalField._lookup), by
+        # whether the cells are compared as objects.
+        self.indexes = {}
 
-def _numeric_codes(field, cells, kind):
-    """(codes, scaled values) of ``cells`` in a numeric field, or None for the general path.
-
-    Python floats round as numpy's float64 do: the same scaled values as
-    ``NumericField.encode``.
-    """
-    if kind not in "biuf":
-        return None
-    codes, scaled = [], []
-    for value in cells.tolist():
-        value = float(value)
-        if value != value:
-            codes.append(MISSING_INDEX)
-            scaled.append(1.0)
-        elif math.isinf(value):
+    def codes(self, cells, kind):
+        """The codes of ``cells``, or None for the general path."""
+        # With as many values as categories or more the general path hashes
+        # both at once: the same codes for strings and missing values, the
+        # only cells taken then (Python and pandas compare strings alike;
+        # numbers, booleans and objects may compare otherwise in a hash pass).
+        few = len(cells) < self.n_categories
+        if kind == "f" and np.isinf(cells).any():
             return None  # the general path names the column
-        else:
-            codes.append(NUMERIC_INDEX)
-            scaled.append(min(max((value - field.center) / field.scale, -NUMERIC_CLIP), NUMERIC_CLIP))
-    return codes, scaled
+        as_object = self.kind != kind
+        if as_object and kind != "O":
+            cells = np.asarray(cells, dtype=object)
+        index = self.indexes.get(as_object)
+        if index is None:
+            index = self.indexes[as_object] = _vocabulary_index(self.field, as_object)
+        unseen = self.unseen
+        codes = []
+        for value in cells:
+            if type(value) is not str:
+                if value is None:
+                    codes.append(MISSING_INDEX)
+                    continue
+                missing = pd.isna(value)
+                if type(missing) is not bool:
+                    return None  # a list-like cell: pd.isna answers per element
+                if missing:
+                    codes.append(MISSING_INDEX)
+                    continue
+                if not few:
+                    return None
+            position = _position(index, value)
+            codes.append(unseen if position < 0 else position + N_RESERVED)
+        return codes
+
+
+class _NumericCells:
+    """The cell-by-cell scaling of one numeric field."""
+
+    def __init__(self, field):
+        self.field = field
+        self.categories = field.categories
+
+    def codes(self, cells, kind):
+        """(codes, scaled values) of ``cells``, or None for the general path.
+
+        Python floats round as numpy's float64 do: the same scaled values as
+        ``NumericField.encode``.
+        """
+        if kind not in "biuf":
+            return None
+        center, scale = self.field.center, self.field.scale
+        codes, scaled = [], []
+        for value in cells.tolist():
+            value = float(value)
+            if value != value:
+                codes.append(MISSING_INDEX)
+                scaled.append(1.0)
+            elif math.isinf(value):
+                return None  # the general path names the column
+            else:
+                codes.append(NUMERIC_INDEX)
+                scaled.append(min(max((value - center) / scale, -NUMERIC_CLIP), NUMERIC_CLIP))
+        return codes, scaled
+
+
+#: Each fitted encoder's fields and their cell-by-cell encoders (None for a
+#: field the general path encodes).
+_PLANS = weakref.WeakKeyDictionary()
+
+
+def _cell_encoders(encoder):
+    fields = encoder._fields
+    entry = _PLANS.get(encoder)
+    if entry is None or entry[0] is not fields:
+        kinds = {CategoricalField: _CategoricalCells, NumericField: _NumericCells}
+        plan = [kinds[type(f)](f) if type(f) in kinds else None for f in fields]
+        entry = _PLANS[encoder] = (fields, plan)
+    return entry[1]
 
 
 def few_rows_encoding(estimator, X):
@@ -200,21 +234,17 @@ def few_rows_encoding(estimator, X):
     if arrays is None or len(arrays) != len(fields):
         return None
     columns, numeric = [], {}
-    for j, (field, array) in enumerate(zip(fields, arrays, strict=True)):
+    for j, (cells, array) in enumerate(zip(_cell_encoders(encoder), arrays, strict=True)):
+        if cells is None or cells.categories is not cells.field.categories:
+            return None  # multi-valued and hashed fields
         plain = plain_cells(array)
         if plain is None:
             return None
-        if type(field) is CategoricalField:
-            codes = _categorical_codes(field, *plain)
-        elif type(field) is NumericField:
-            result = _numeric_codes(field, *plain)
-            if result is None:
-                return None
-            codes, numeric[j] = result
-        else:
-            return None  # multi-valued and hashed fields
+        codes = cells.codes(*plain)
         if codes is None:
             return None
+        if type(cells) is _NumericCells:
+            codes, numeric[j] = codes
         columns.append(codes)
     codes = np.array(columns, dtype=np.int32).T.copy()
     values = None
