@@ -144,7 +144,12 @@ def _feed_row(specs, cells):
                 raise _GeneralPath
             inputs[spec.name] = np.array([math.nan if _is_missing(cell) else float(cell)])
         elif spec.kind == CATEGORICAL:
-            inputs[spec.name] = np.array([_scalar(cell, spec)], dtype=_DTYPES[spec.input_type])
+            if type(cell) is str and spec.input_type == STRING:
+                # The common case, without _scalar's checks of other types.
+                value = cell if cell != spec.missing else spec.unseen
+            else:
+                value = _scalar(cell, spec)
+            inputs[spec.name] = np.array([value], dtype=_DTYPES[spec.input_type])
         else:
             if isinstance(cell, _LIST_TYPES):
                 elements = [_scalar(element, spec) for element in cell]
@@ -157,12 +162,11 @@ def _feed_row(specs, cells):
 
 def _first_cell(array):
     """The first cell of a column's array, as a Python scalar (None where a string is missing)."""
-    if isinstance(array, np.ndarray):
-        if array.dtype.kind not in "biufcOU":
-            raise _GeneralPath  # datetime-like: seconds, as the encoder reads them
-        return array[:1].tolist()[0]
-    if is_arrow_string(array):
-        return array.__arrow_array__().to_pylist()[0]
+    if not isinstance(array, np.ndarray):
+        if is_arrow_string(array):
+            return array.__arrow_array__().to_pylist()[0]
+    elif array.dtype.kind not in "biufcOU":
+        raise _GeneralPath  # datetime-like: seconds, as the encoder reads them
     return array[:1].tolist()[0]
 
 
