@@ -147,6 +147,14 @@ class _CategoricalCells:
             index = self.indexes[as_object] = _vocabulary_index(self.field, as_object)
         unseen = self.unseen
         codes = []
+        if kind in "biu":
+            # Numbers and booleans of a numpy column: never missing.
+            if not few:
+                return None
+            for value in cells:
+                position = _position(index, value)
+                codes.append(unseen if position < 0 else position + N_RESERVED)
+            return codes
         for value in cells:
             if type(value) is not str:
                 if value is None:

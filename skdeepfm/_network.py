@@ -442,7 +442,12 @@ class DeepFMNetwork(nn.Module):
             pooled = self._pool(table, codes, bags)
             emb, first_order = pooled.split([self.embedding_dim, self.n_outputs], dim=2)
         logits = self._head(emb, first_order, values, generator, dtype, dnn_gradient_scale)
-        return logits * self.logit_scale.to(logits.dtype) + self.logit_shift.to(logits.dtype)
+        scale, shift = self.logit_scale, self.logit_shift
+        if scale.dtype != logits.dtype:
+            # Converted once (their in-place changes move the version counters
+            # that _cast checks): two copies cost a tenth of a one-row prediction.
+            scale, shift = _cast(scale, logits.dtype), _cast(shift, logits.dtype)
+        return logits * scale + shift
 
     @torch.no_grad()
     def set_logit_calibration(self, scale=None, shift=None):
