@@ -121,8 +121,8 @@ class _CategoricalCells:
     """The cell-by-cell lookup of one learned categorical field."""
 
     def __init__(self, field):
-        self.field = field
-        self.categories = field.categories
+        # Weak: a refitted encoder's old vocabulary is not kept alive.
+        self.categories = weakref.ref(field.categories)
         self.kind = field.categories.dtype.kind
         self.n_categories = len(field.categories)
         self.unseen = INFREQUENT_INDEX if field.n_infrequent else UNKNOWN_INDEX
@@ -130,8 +130,8 @@ class _CategoricalCells:
         # whether the cells are compared as objects.
         self.indexes = {}
 
-    def codes(self, cells, kind):
-        """The codes of ``cells``, or None for the general path."""
+    def codes(self, field, cells, kind):
+        """The codes of ``cells`` in ``field``, or None for the general path."""
         # With as many values as categories or more the general path hashes
         # both at once: the same codes for strings and missing values, the
         # only cells taken then (Python and pandas compare strings alike;
@@ -144,7 +144,7 @@ class _CategoricalCells:
             cells = np.asarray(cells, dtype=object)
         index = self.indexes.get(as_object)
         if index is None:
-            index = self.indexes[as_object] = _vocabulary_index(self.field, as_object)
+            index = self.indexes[as_object] = _vocabulary_index(field, as_object)
         unseen = self.unseen
         codes = []
         if kind in "biu":
@@ -177,18 +177,17 @@ class _NumericCells:
     """The cell-by-cell scaling of one numeric field."""
 
     def __init__(self, field):
-        self.field = field
-        self.categories = field.categories
+        self.categories = weakref.ref(field.categories)
 
-    def codes(self, cells, kind):
-        """(codes, scaled values) of ``cells``, or None for the general path.
+    def codes(self, field, cells, kind):
+        """(codes, scaled values) of ``cells`` in ``field``, or None for the general path.
 
         Python floats round as numpy's float64 do: the same scaled values as
         ``NumericField.encode``.
         """
         if kind not in "biuf":
             return None
-        center, scale = self.field.center, self.field.scale
+        center, scale = field.center, field.scale
         codes, scaled = [], []
         for value in cells.tolist():
             value = float(value)
@@ -203,19 +202,22 @@ class _NumericCells:
         return codes, scaled
 
 
-#: Each fitted encoder's fields and their cell-by-cell encoders (None for a
-#: field the general path encodes).
-_PLANS = weakref.WeakKeyDictionary()
+#: The cell-by-cell encoder of each fitted field, by field (kept out of the
+#: fields, which are pickled and saved, and dropped with them).
+_CELL_ENCODERS = weakref.WeakKeyDictionary()
+
+_CELL_KINDS = {CategoricalField: _CategoricalCells, NumericField: _NumericCells}
 
 
-def _cell_encoders(encoder):
-    fields = encoder._fields
-    entry = _PLANS.get(encoder)
-    if entry is None or entry[0] is not fields:
-        kinds = {CategoricalField: _CategoricalCells, NumericField: _NumericCells}
-        plan = [kinds[type(f)](f) if type(f) in kinds else None for f in fields]
-        entry = _PLANS[encoder] = (fields, plan)
-    return entry[1]
+def _cell_encoder(field):
+    """The cell-by-cell encoder of ``field``, or None for a field the general path encodes."""
+    cells = _CELL_ENCODERS.get(field)
+    if cells is None or cells.categories() is not field.categories:
+        kind = _CELL_KINDS.get(type(field))
+        if kind is None:
+            return None  # multi-valued and hashed fields
+        cells = _CELL_ENCODERS[field] = kind(field)
+    return cells
 
 
 def few_rows_encoding(estimator, X):
@@ -242,13 +244,12 @@ def few_rows_encoding(estimator, X):
     if arrays is None or len(arrays) != len(fields):
         return None
     columns, numeric = [], {}
-    for j, (cells, array) in enumerate(zip(_cell_encoders(encoder), arrays, strict=True)):
-        if cells is None or cells.categories is not cells.field.categories:
-            return None  # multi-valued and hashed fields
-        plain = plain_cells(array)
+    for j, (field, array) in enumerate(zip(fields, arrays, strict=True)):
+        cells = _cell_encoder(field)
+        plain = None if cells is None else plain_cells(array)
         if plain is None:
             return None
-        codes = cells.codes(*plain)
+        codes = cells.codes(field, *plain)
         if codes is None:
             return None
         if type(cells) is _NumericCells:
