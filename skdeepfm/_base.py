@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ._calibration import fit_logit_calibration
 from ._encoder import FieldEncoder
+from ._few_rows import few_rows_encoding
 from ._fields import validate_fields
 from ._hashing import check_hash_parameters
 from ._network import DeepFMNetwork
@@ -479,9 +480,13 @@ class BaseDeepFM(BaseEstimator):
     # -- prediction ----------------------------------------------------------
 
     def _logits(self, X):
-        check_is_fitted(self)
-        columns = validate_fields(self, X, reset=False)
-        encoded = self.encoder_._encode_columns(columns)
+        # A few rows of a DataFrame (served requests) are encoded cell by
+        # cell, to the same codes: the general path costs more than the network.
+        encoded = few_rows_encoding(self, X)
+        if encoded is None:
+            check_is_fitted(self)
+            columns = validate_fields(self, X, reset=False)
+            encoded = self.encoder_._encode_columns(columns)
         return predict_logits(self.network_, encoded, network_device(self.network_))
 
     def field_interactions(self, X=None):

@@ -5,7 +5,8 @@ Each field's values become the element type of its input (see
 ``FieldEncoder.transform``: a value of another type than the vocabulary's is
 sent as a value outside it, a missing value as the field's missing value.
 One-row DataFrames take a path without a pandas Series per column (each costs
-about 10 µs in pandas 3, more than the model's run).
+about 10 µs in pandas 3, more than the model's run): their columns' arrays are
+read in one go (:func:`._few_rows.frame_arrays`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
+from ._few_rows import frame_arrays, has_fitted_columns, is_arrow_string
 from ._fields import (
     _LIST_TYPES,
     CATEGORICAL,
@@ -28,8 +30,8 @@ from ._fields import (
 )
 from ._onnx_encoder import DOUBLE, INT64, STRING, cached_field_inputs
 
-#: Integers above this lose digits in a float64: a one-row frame that mixes
-#: them with floats (and so holds them as floats) takes the general path.
+#: Integers above this lose digits in a float64: a float cell that large in
+#: a field of integer categories takes the general path.
 _EXACT_FLOAT_INT = 2**53
 
 
@@ -142,7 +144,12 @@ def _feed_row(specs, cells):
                 raise _GeneralPath
             inputs[spec.name] = np.array([math.nan if _is_missing(cell) else float(cell)])
         elif spec.kind == CATEGORICAL:
-            inputs[spec.name] = np.array([_scalar(cell, spec)], dtype=_DTYPES[spec.input_type])
+            if type(cell) is str and spec.input_type == STRING:
+                # The common case, without _scalar's checks of other types.
+                value = cell if cell != spec.missing else spec.unseen
+            else:
+                value = _scalar(cell, spec)
+            inputs[spec.name] = np.array([value], dtype=_DTYPES[spec.input_type])
         else:
             if isinstance(cell, _LIST_TYPES):
                 elements = [_scalar(element, spec) for element in cell]
@@ -153,14 +160,24 @@ def _feed_row(specs, cells):
     return inputs
 
 
+def _first_cell(array):
+    """The first cell of a column's array, as a Python scalar (None where a string is missing)."""
+    if not isinstance(array, np.ndarray):
+        if is_arrow_string(array):
+            return array.__arrow_array__().to_pylist()[0]
+    elif array.dtype.kind not in "biufcOU":
+        raise _GeneralPath  # datetime-like: seconds, as the encoder reads them
+    return array[:1].tolist()[0]
+
+
 def _one_row_cells(estimator, X):
     """The cells of a one-row DataFrame with the fitted columns, else None."""
-    names = getattr(estimator, "feature_names_in_", None)
-    if not isinstance(X, pd.DataFrame) or len(X) != 1 or names is None:
+    if not isinstance(X, pd.DataFrame) or len(X) != 1 or not has_fitted_columns(estimator, X):
         return None
-    if X.columns.tolist() != names.tolist():
-        return None
-    return X.iloc[0].tolist()
+    arrays = frame_arrays(X)
+    if arrays is None:
+        return X.iloc[0].tolist()
+    return [_first_cell(array) for array in arrays]
 
 
 def feed(estimator, X):
@@ -177,10 +194,10 @@ def feed(estimator, X):
         One 1-D array per field (and one lengths array per multi-valued field).
     """
     specs = cached_field_inputs(estimator.encoder_)
-    cells = _one_row_cells(estimator, X)
-    if cells is not None:
-        try:
+    try:
+        cells = _one_row_cells(estimator, X)
+        if cells is not None:
             return _feed_row(specs, cells)
-        except _GeneralPath:
-            pass
+    except _GeneralPath:
+        pass
     return _feed_columns(specs, validate_fields(estimator, X, reset=False))

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
@@ -136,11 +137,26 @@ def test_one_row_feed_equals_the_column_feed(fuzz_classifier):
     X = fuzz_scoring(60, seed=4)
     X["size"] = X["size"].astype(object)
     X.loc[X.index[0], "size"] = "85.5"  # a string number: the general path converts it
-    specs = cached_field_inputs(fuzz_classifier.encoder_)
+    assert_one_row_feeds_equal_column_feeds(fuzz_classifier, X)
+
+
+def test_one_row_feed_of_typed_columns_equals_the_column_feed(fuzz_classifier):
+    X = fuzz_scoring(30, seed=5)
+    rng = np.random.default_rng(5)
+    X["level"] = X["level"].astype("str")
+    X["code"] = rng.choice(np.array([1, 2, 39, 1000, -(2**63)], dtype=np.int64), len(X))
+    X["flag"] = rng.random(len(X)) < 0.5
+    X["city"] = X["city"].astype("category")
+    X["tags"] = pd.Series(X["tags"].tolist(), dtype=pd.ArrowDtype(pa.list_(pa.string())))
+    assert_one_row_feeds_equal_column_feeds(fuzz_classifier, X)
+
+
+def assert_one_row_feeds_equal_column_feeds(clf, X):
+    specs = cached_field_inputs(clf.encoder_)
     for i in range(len(X)):
         row = X.iloc[[i]]
-        fast = onnx_inputs(fuzz_classifier, row)
-        general = _feed_columns(specs, validate_fields(fuzz_classifier, row, reset=False))
+        fast = onnx_inputs(clf, row)
+        general = _feed_columns(specs, validate_fields(clf, row, reset=False))
         assert fast.keys() == general.keys()
         for name in fast:
             assert fast[name].dtype == general[name].dtype, name
