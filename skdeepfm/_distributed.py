@@ -205,18 +205,35 @@ class RowExchange:
         return union, merged.index_add_(0, inverse, all_grads)
 
 
-def _table_step(optimizer, rows, grad):
-    """The optimiser's step with the merged table rows' gradient (every row's in dense mode)."""
-    tables = optimizer.tables
-    if tables.dense:
+class TableStep:
+    """The optimiser's step from the merged table rows' gradient.
+
+    Lazy tables step on those rows. Dense tables (every row takes every
+    step, as in one process) take a whole-table gradient: one buffer, kept
+    between steps, in which only the previous step's rows are cleared.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self._grad = None
+        self._rows = None
+
+    def __call__(self, rows, grad):
+        optimizer, tables = self.optimizer, self.optimizer.tables
+        if not tables.dense:
+            plan = RowPlan(rows, None)
+            leaf = tables.gather(plan)
+            leaf.grad = grad
+            optimizer.step(plan, leaf)
+            return
         leaf = tables.gather_all()
-        leaf.grad = torch.zeros_like(leaf).index_copy_(0, rows, grad)
+        if self._grad is None:
+            self._grad = torch.zeros_like(leaf)
+        else:
+            self._grad.index_fill_(0, self._rows, 0.0)
+        self._rows = rows
+        leaf.grad = self._grad.index_copy_(0, rows, grad)
         optimizer.step(None, leaf)
-        return
-    plan = RowPlan(rows, None)
-    leaf = tables.gather(plan)
-    leaf.grad = grad
-    optimizer.step(plan, leaf)
 
 
 def _agree_batch_norm(network, group, n_rows):
@@ -296,6 +313,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
     optimizer = _optimizer(network, config, device)
     batch_rows = _BatchRows(optimizer.tables)
     exchange = RowExchange(group, optimizer._dense_params, sum(optimizer.tables.widths))
+    table_step = TableStep(optimizer)
     shuffle_gen = seeded_generator(config.seed + 7919 * group.rank)
     dropout_gen = seeded_generator(config.seed + 1 + 7919 * group.rank)
     if validation is not None:
@@ -341,7 +359,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
             loss = (loss_fn(logits.float(), y_t[batch]) * w_t[batch]).sum() / float(global_size)
             optimizer.zero_grad()
             loss.backward()
-            _table_step(optimizer, *exchange(plan.unique, leaf.grad))
+            table_step(*exchange(plan.unique, leaf.grad))
             total += float(loss.detach()) * float(global_size)
         epoch_loss = float(group.sum([total])[0]) / n_total
         record_loss(history, epoch, epoch_loss)
