@@ -242,7 +242,14 @@ class BaseDeepFM(BaseEstimator):
             self._check_same_architecture(hidden)
             self._check_same_encoder()
         columns = validate_fields(self, X, reset=not continuing)
-        n_samples = len(columns[0])
+        targets, target_state, sample_weight = self._validated_targets(
+            y, sample_weight, len(columns[0]), incremental=incremental, continuing=continuing, classes=classes
+        )
+        return hidden, device, columns, targets, target_state, sample_weight
+
+    def _validated_targets(self, y, sample_weight, n_samples, *, incremental, continuing, classes=None):
+        """The checked targets of ``n_samples`` rows: ``(targets, target_state, sample_weight)``."""
+        name = type(self).__name__
         y = column_or_1d(y, warn=True)
         if len(y) != n_samples:
             raise ValueError(
@@ -254,7 +261,7 @@ class BaseDeepFM(BaseEstimator):
         )
         try:
             sample_weight = _check_sample_weight(
-                sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
+                sample_weight, np.broadcast_to(0, n_samples), dtype=np.float64, ensure_non_negative=True
             )
         except (TypeError, ValueError) as exc:
             if "sample_weight" in str(exc) or "Sample weights" in str(exc):
@@ -277,7 +284,7 @@ class BaseDeepFM(BaseEstimator):
                 f"{name} got n_samples=1; with batch_norm=True each call to fit or partial_fit needs "
                 "at least 2 rows (BatchNorm cannot train on one row)."
             )
-        return hidden, device, columns, targets, target_state, sample_weight
+        return targets, target_state, sample_weight
 
     def _new_network(self, encoder, hidden, target_state, seed):
         """A new network for ``encoder``'s fields, its weights drawn from ``seed``."""

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 
-from skdeepfm import DeepFMClassifier, DeepFMRegressor
+from skdeepfm import DeepFMClassifier, DeepFMRegressor, FieldEncoder
 from skdeepfm.datasets import make_ad_clicks
 
 dask = pytest.importorskip("dask", reason="the Dask estimators need the 'dask' extra")
@@ -159,6 +159,35 @@ def test_uneven_and_one_sided_placement(client):
     assert one_sided.n_ranks_ == 1
     assert type(one_sided.to_local()) is DeepFMRegressor
     assert np.isfinite(one_sided.predict(X.head(20))).all()
+
+
+def _assert_same_encoder(fitted, expected):
+    for name in ("field_kinds_", "field_dims_", "n_infrequent_categories_", "numeric_center_"):
+        np.testing.assert_array_equal(getattr(fitted, name), getattr(expected, name), err_msg=name)
+    np.testing.assert_allclose(fitted.numeric_scale_, expected.numeric_scale_, rtol=1e-12)
+    for mine, theirs in zip(fitted.categories_, expected.categories_, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    for mine, theirs in zip(fitted.code_counts_, expected.code_counts_, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_encoder_learned_from_the_workers_equals_one_fit_on_all_rows(client):
+    # Categorical, numeric (with missing values) and list fields, infrequent
+    # categories, on uneven blocks; then a column whose kind the blocks see
+    # differently (floats on one worker, strings on the other).
+    X, y = _data(1200)
+    X.loc[::7, "hour"] = np.nan
+    X["mixed"] = pd.Series([0.5, 1.5] * 300 + ["a", "b"] * 300, dtype=object)
+    a, b = _workers(client)
+    params = dict(hidden_layer_sizes=(4,), max_iter=1, min_frequency=3, random_state=0)
+    for columns in (list(X.columns[:-1]), list(X.columns)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = DaskDeepFMClassifier(**params).fit(
+                _placed(client, X[columns], [600], [a, b]), _placed(client, y, [600], [a, b])
+            )
+            expected = FieldEncoder(min_frequency=3).fit(X[columns])
+        _assert_same_encoder(model.encoder_, expected)
 
 
 def test_no_rows_is_a_clear_error(client):
