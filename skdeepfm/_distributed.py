@@ -151,26 +151,38 @@ class RowExchange:
     gathered from every rank in one collective after a tiny one that agrees
     the rows' counts. Every rank then sums the dense gradients and merges the
     rows (the union of the ranks' rows, their gradients summed), and so
-    takes the same step. One rank needs no exchange.
+    takes the same step. Tables of no more rows than a rank looks up in a
+    step (``whole_rows``) are cheaper whole: their gradient, every row,
+    is summed with the dense gradients in one all-reduce, without ids or a
+    merge. One rank needs no exchange.
     """
 
-    def __init__(self, group, dense_params, width):
+    def __init__(self, group, dense_params, width, whole_rows=None):
         self.group = group
         self.params = list(dense_params)
         self.sizes = [p.numel() for p in self.params]
         self.n_dense = sum(self.sizes)
         self.width = width
+        self.whole_rows = whole_rows
         self._eye = torch.eye(group.world_size, dtype=torch.float64)[group.rank]
 
     def __call__(self, rows, row_grad):
-        """Set the summed dense gradients on the parameters; return (rows, gradients) merged.
+        """Set the summed dense gradients on the parameters; return the tables' (rows, gradients).
 
-        ``rows`` (int64, distinct) and ``row_grad`` (one row each) are this rank's.
+        ``rows`` (int64, distinct) and ``row_grad`` (one row each) are this
+        rank's. The rows returned are None for a whole-table gradient.
         """
         if self.group.world_size == 1:
             return rows, row_grad
         # A parameter without a gradient (not used by the loss) has none on any rank.
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.whole_rows is not None:
+            buffer = torch.zeros(self.n_dense + self.whole_rows * self.width, dtype=torch.float32)
+            torch.cat([g.reshape(-1) for g in grads], out=buffer[: self.n_dense])
+            table = buffer[self.n_dense :].view(self.whole_rows, self.width)
+            table.index_copy_(0, rows, row_grad)
+            self._set_dense(self.group.all_reduce(buffer))
+            return None, table
         counts = self.group.all_reduce(self._eye * len(rows)).to(torch.int64)
         n_max = int(counts.max())
         buffer = torch.zeros(self.n_dense + n_max * (1 + self.width), dtype=torch.float32)
@@ -183,11 +195,7 @@ class RowExchange:
         dense = gathered[0][: self.n_dense].clone()
         for other in gathered[1:]:
             dense += other[: self.n_dense]
-        offset = 0
-        for param, size in zip(self.params, self.sizes, strict=True):
-            if param.grad is not None:
-                param.grad = dense[offset : offset + size].view_as(param)
-            offset += size
+        self._set_dense(dense)
         all_rows = torch.cat(
             [
                 other[self.n_dense : self.n_dense + int(n)].view(torch.int32)
@@ -204,13 +212,21 @@ class RowExchange:
         merged = torch.zeros((len(union), self.width), dtype=all_grads.dtype)
         return union, merged.index_add_(0, inverse, all_grads)
 
+    def _set_dense(self, flat):
+        offset = 0
+        for param, size in zip(self.params, self.sizes, strict=True):
+            if param.grad is not None:
+                param.grad = flat[offset : offset + size].view_as(param)
+            offset += size
+
 
 class TableStep:
     """The optimiser's step from the merged table rows' gradient.
 
     Lazy tables step on those rows. Dense tables (every row takes every
-    step, as in one process) take a whole-table gradient: one buffer, kept
-    between steps, in which only the previous step's rows are cleared.
+    step, as in one process) take a whole-table gradient: the exchange's
+    (rows None), or one buffer, kept between steps, in which only the
+    previous step's rows are cleared.
     """
 
     def __init__(self, optimizer):
@@ -227,6 +243,10 @@ class TableStep:
             optimizer.step(plan, leaf)
             return
         leaf = tables.gather_all()
+        if rows is None:  # the whole tables' gradient
+            leaf.grad = grad
+            optimizer.step(None, leaf)
+            return
         if self._grad is None:
             self._grad = torch.zeros_like(leaf)
         else:
@@ -312,7 +332,13 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
     # The optimiser of one process training on the global batch, dense or lazy tables alike.
     optimizer = _optimizer(network, config, device)
     batch_rows = _BatchRows(optimizer.tables)
-    exchange = RowExchange(group, optimizer._dense_params, sum(optimizer.tables.widths))
+    n_rows = network.embedding.weight.shape[0]
+    # Decided alike on every rank: from the agreed step sizes.
+    rank_lookups = int(global_sizes.max()) // group.world_size * len(network.field_dims)
+    whole = optimizer.tables.dense and n_rows <= rank_lookups
+    exchange = RowExchange(
+        group, optimizer._dense_params, sum(optimizer.tables.widths), n_rows if whole else None
+    )
     table_step = TableStep(optimizer)
     shuffle_gen = seeded_generator(config.seed + 7919 * group.rank)
     dropout_gen = seeded_generator(config.seed + 1 + 7919 * group.rank)

@@ -70,25 +70,41 @@ def fitted(client):
     return model, local, X.iloc[4000:], y.iloc[4000:], Xd
 
 
-def test_deterministic_fit_equals_one_process(client):
+@pytest.mark.parametrize(
+    "exchange",
+    [
+        # 150 table rows: summed whole (a rank looks up 700 a step) ...
+        dict(batch_size=200),
+        # ... or as the rows each rank touched (140 lookups a step) ...
+        dict(batch_size=40),
+        # ... and the lazy optimiser of tables many times the rows a step looks up.
+        dict(batch_size=40, hash_buckets=1000),
+    ],
+    ids=["whole-tables", "touched-rows", "lazy-tables"],
+)
+def test_deterministic_fit_equals_one_process(client, exchange):
     # No dropout, no shuffle, no BatchNorm: the global batches of two ranks of
-    # 1,000 rows (100 + 100 rows a step) are those of one process on the rows
-    # interleaved in blocks of 100.
+    # 1,000 rows (half a batch each a step) are those of one process on the
+    # rows interleaved in blocks of half a batch.
     X, y = _data(2000)
     params = dict(
         dropout=0.0,
         batch_norm=False,
         shuffle=False,
         early_stopping=False,
-        batch_size=200,
         max_iter=3,
         n_iter_no_change=10,
         mixed_precision=False,
         random_state=0,
+        **exchange,
     )
+    half = exchange["batch_size"] // 2
     w = _workers(client)
     order = np.concatenate(
-        [np.r_[100 * b : 100 * b + 100, 1000 + 100 * b : 1100 + 100 * b] for b in range(10)]
+        [
+            np.r_[half * b : half * (b + 1), 1000 + half * b : 1000 + half * (b + 1)]
+            for b in range(1000 // half)
+        ]
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
