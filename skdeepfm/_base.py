@@ -207,6 +207,13 @@ class BaseDeepFM(BaseEstimator):
             network.set_logit_calibration(*fit_logit_calibration(logits_val, targets_val, weights_val))
 
         # Everything succeeded: publish the new state.
+        self._publish_fit(encoder, network, history, target_state, rng, continuing, validation is not None)
+        if not incremental:
+            self._validation_random_state = split_state
+        return self
+
+    def _publish_fit(self, encoder, network, history, target_state, rng, continuing, validated):
+        """Set the fitted state after a training call that succeeded (also the distributed fit's)."""
         if not continuing:
             self.n_iter_ = 0
             self.loss_curve_ = []
@@ -218,14 +225,11 @@ class BaseDeepFM(BaseEstimator):
         self.network_ = network
         self._optimizer_state = history.optimizer_state
         self._random_state = rng
-        if not incremental:
-            self._validation_random_state = split_state
         self.n_iter_ += history.n_iter
         self.loss_curve_ = [*self.loss_curve_, *history.loss_curve]
-        if validation is not None:
+        if validated:
             self.validation_scores_ = [*(self.validation_scores_ or []), *history.validation_scores]
             self.best_validation_score_ = history.best_validation_score
-        return self
 
     def _validated_input(self, X, y, sample_weight, *, incremental, continuing, classes=None):
         """The checked parameters and data of a training call.

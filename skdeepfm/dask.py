@@ -398,16 +398,7 @@ class _DaskMixin:
         self.n_features_in_ = local.n_features_in_
         if hasattr(local, "feature_names_in_"):
             self.feature_names_in_ = local.feature_names_in_
-        self._set_target_state(target_state)
-        self.encoder_ = encoder
-        self.field_dims_ = encoder.field_dims_
-        self.network_ = network
-        self._optimizer_state = history.optimizer_state
-        self._random_state = rng
-        self.n_iter_ = history.n_iter
-        self.loss_curve_ = list(history.loss_curve)
-        self.validation_scores_ = list(history.validation_scores) if validation is not None else None
-        self.best_validation_score_ = history.best_validation_score
+        self._publish_fit(encoder, network, history, target_state, rng, False, validation is not None)
         self.n_ranks_ = len(workers)
 
     def _class_weight_table(self, local, y, targets, target_state):

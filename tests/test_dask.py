@@ -265,3 +265,15 @@ def test_a_failing_rank_raises_its_error_promptly(client):
             _placed(client, X, [500], w), _placed(client, y, [500], w)
         )
     assert model.n_ranks_ == 2
+
+
+def test_continuing_is_refused_with_the_local_way(client):
+    X, y = _data(200)
+    w = _workers(client)
+    Xd, yd = _placed(client, X, [], w[:1]), _placed(client, y, [], w[:1])
+    with pytest.raises(
+        NotImplementedError, match=r"DaskDeepFMClassifier has no partial_fit; use to_local\(\)"
+    ):
+        DaskDeepFMClassifier().partial_fit(Xd, yd, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"does not continue training yet \(warm_start=True\)"):
+        DaskDeepFMRegressor(warm_start=True).fit(Xd, yd.astype(float))
