@@ -119,7 +119,8 @@ def _heap_for_training():
         yield
     finally:
         if libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
+            mmap = os.environ.get("MALLOC_MMAP_THRESHOLD_", "")
+            libc.mallopt(_M_MMAP_THRESHOLD, int(mmap) if mmap.isdigit() else _DEFAULT_MMAP_THRESHOLD)
             libc.mallopt(_M_TRIM_THRESHOLD, int(trim))
             libc.malloc_trim(0)
 
