@@ -213,6 +213,13 @@ class BaseDeepFM(BaseEstimator):
             )
 
         # Everything succeeded: publish the new state.
+        self._publish_fit(encoder, network, history, target_state, rng, continuing, validation is not None)
+        if not incremental:
+            self._validation_random_state = split_state
+        return self
+
+    def _publish_fit(self, encoder, network, history, target_state, rng, continuing, validated):
+        """Set the fitted state after a training call that succeeded (also the distributed fit's)."""
         if not continuing:
             self.n_iter_ = 0
             self.loss_curve_ = []
@@ -224,14 +231,11 @@ class BaseDeepFM(BaseEstimator):
         self.network_ = network
         self._optimizer_state = history.optimizer_state
         self._random_state = rng
-        if not incremental:
-            self._validation_random_state = split_state
         self.n_iter_ += history.n_iter
         self.loss_curve_ = [*self.loss_curve_, *history.loss_curve]
-        if validation is not None:
+        if validated:
             self.validation_scores_ = [*(self.validation_scores_ or []), *history.validation_scores]
             self.best_validation_score_ = history.best_validation_score
-        return self
 
     def _validated_input(self, X, y, sample_weight, *, incremental, continuing, classes=None):
         """The checked parameters and data of a training call.
@@ -248,7 +252,14 @@ class BaseDeepFM(BaseEstimator):
             self._check_same_architecture(hidden)
             self._check_same_encoder()
         columns = validate_fields(self, X, reset=not continuing)
-        n_samples = len(columns[0])
+        targets, target_state, sample_weight = self._validated_targets(
+            y, sample_weight, len(columns[0]), incremental=incremental, continuing=continuing, classes=classes
+        )
+        return hidden, device, columns, targets, target_state, sample_weight
+
+    def _validated_targets(self, y, sample_weight, n_samples, *, incremental, continuing, classes=None):
+        """The checked targets of ``n_samples`` rows: ``(targets, target_state, sample_weight)``."""
+        name = type(self).__name__
         y = column_or_1d(y, warn=True)
         if len(y) != n_samples:
             raise ValueError(
@@ -260,7 +271,7 @@ class BaseDeepFM(BaseEstimator):
         )
         try:
             sample_weight = _check_sample_weight(
-                sample_weight, columns[0], dtype=np.float64, ensure_non_negative=True
+                sample_weight, np.broadcast_to(0, n_samples), dtype=np.float64, ensure_non_negative=True
             )
         except (TypeError, ValueError) as exc:
             if "sample_weight" in str(exc) or "Sample weights" in str(exc):
@@ -283,7 +294,7 @@ class BaseDeepFM(BaseEstimator):
                 f"{name} got n_samples=1; with batch_norm=True each call to fit or partial_fit needs "
                 "at least 2 rows (BatchNorm cannot train on one row)."
             )
-        return hidden, device, columns, targets, target_state, sample_weight
+        return targets, target_state, sample_weight
 
     def _start_network(self, encoder, hidden, target_state, seed, rows):
         """A new network whose output bias starts from ``rows``' targets (None: at zero)."""

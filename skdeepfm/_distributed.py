@@ -28,11 +28,12 @@ import torch
 import torch.distributed as dist
 
 from ._batch_norm import REFRESH_ROWS, batch_norm_layers, refresh_batch_norm
-from ._optim import DeepFMOptimizer
+from ._optim import RowPlan
 from ._training import (
     DeviceRows,
     TrainingHistory,
     _loss_function,
+    _optimizer,
     _refresh_batches,
     predict_logits,
     record_loss,
@@ -84,6 +85,12 @@ class GlooGroup:
         self._group.allreduce([tensor], options).wait()
         return float(tensor)
 
+    def all_gather(self, tensor):
+        """Every rank's ``tensor`` (same shape on every rank), by rank."""
+        out = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        self._group.allgather([out], [tensor]).wait()
+        return out
+
     def concatenate(self, counts, array):
         """Every rank's ``array`` (rows by rank), given every rank's row count ``counts``."""
         array = np.asarray(array, dtype=np.float64)
@@ -122,16 +129,131 @@ def agreed_bounds(counts, batch_size, rank, batch_norm):
     return bounds, np.diff(cuts, axis=1).sum(axis=0)
 
 
-def _flat_gradients(tensors):
-    return torch.cat([(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(-1) for t in tensors])
+class _BatchRows:
+    """The optimiser's tables as :func:`sparse_forward` sees them: a step gathers its batch's rows only.
+
+    In both of the optimiser's modes a rank trains through a small leaf of
+    the rows its batch looks up, so that its gradient is as small as the
+    rows, and only those rows are exchanged (see :class:`RowExchange`).
+    """
+
+    dense = False
+
+    def __init__(self, tables):
+        self.gather = tables.gather
 
 
-def _set_gradients(tensors, flat):
-    start = 0
-    for tensor in tensors:
-        size = tensor.numel()
-        tensor.grad = flat[start : start + size].view_as(tensor).clone()
-        start += size
+class RowExchange:
+    """One exchange a step: the dense layers' gradients and the table rows each rank touched.
+
+    Each rank sends one flat float32 buffer, ``[dense gradients | row ids |
+    row gradients]`` (the ids bit-cast, padded to the largest rank's rows),
+    gathered from every rank in one collective after a tiny one that agrees
+    the rows' counts. Every rank then sums the dense gradients and merges the
+    rows (the union of the ranks' rows, their gradients summed), and so
+    takes the same step. Tables of no more rows than a rank looks up in a
+    step (``whole_rows``) are cheaper whole: their gradient, every row,
+    is summed with the dense gradients in one all-reduce, without ids or a
+    merge. One rank needs no exchange.
+    """
+
+    def __init__(self, group, dense_params, width, whole_rows=None):
+        self.group = group
+        self.params = list(dense_params)
+        self.sizes = [p.numel() for p in self.params]
+        self.n_dense = sum(self.sizes)
+        self.width = width
+        self.whole_rows = whole_rows
+        self._eye = torch.eye(group.world_size, dtype=torch.float64)[group.rank]
+
+    def __call__(self, rows, row_grad):
+        """Set the summed dense gradients on the parameters; return the tables' (rows, gradients).
+
+        ``rows`` (int64, distinct) and ``row_grad`` (one row each) are this
+        rank's. The rows returned are None for a whole-table gradient.
+        """
+        if self.group.world_size == 1:
+            return rows, row_grad
+        # A parameter without a gradient (not used by the loss) has none on any rank.
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.whole_rows is not None:
+            buffer = torch.zeros(self.n_dense + self.whole_rows * self.width, dtype=torch.float32)
+            torch.cat([g.reshape(-1) for g in grads], out=buffer[: self.n_dense])
+            table = buffer[self.n_dense :].view(self.whole_rows, self.width)
+            table.index_copy_(0, rows, row_grad)
+            self._set_dense(self.group.all_reduce(buffer))
+            return None, table
+        counts = self.group.all_reduce(self._eye * len(rows)).to(torch.int64)
+        n_max = int(counts.max())
+        buffer = torch.zeros(self.n_dense + n_max * (1 + self.width), dtype=torch.float32)
+        torch.cat([g.reshape(-1) for g in grads], out=buffer[: self.n_dense])
+        ids = buffer[self.n_dense : self.n_dense + n_max].view(torch.int32)
+        ids[: len(rows)] = rows
+        start = self.n_dense + n_max
+        buffer[start : start + len(rows) * self.width] = row_grad.reshape(-1)
+        gathered = self.group.all_gather(buffer)
+        dense = gathered[0][: self.n_dense].clone()
+        for other in gathered[1:]:
+            dense += other[: self.n_dense]
+        self._set_dense(dense)
+        all_rows = torch.cat(
+            [
+                other[self.n_dense : self.n_dense + int(n)].view(torch.int32)
+                for other, n in zip(gathered, counts.tolist(), strict=True)
+            ]
+        ).to(torch.int64)
+        all_grads = torch.cat(
+            [
+                other[start : start + int(n) * self.width].view(int(n), self.width)
+                for other, n in zip(gathered, counts.tolist(), strict=True)
+            ]
+        )
+        union, inverse = torch.unique(all_rows, sorted=True, return_inverse=True)
+        merged = torch.zeros((len(union), self.width), dtype=all_grads.dtype)
+        return union, merged.index_add_(0, inverse, all_grads)
+
+    def _set_dense(self, flat):
+        offset = 0
+        for param, size in zip(self.params, self.sizes, strict=True):
+            if param.grad is not None:
+                param.grad = flat[offset : offset + size].view_as(param)
+            offset += size
+
+
+class TableStep:
+    """The optimiser's step from the merged table rows' gradient.
+
+    Lazy tables step on those rows. Dense tables (every row takes every
+    step, as in one process) take a whole-table gradient: the exchange's
+    (rows None), or one buffer, kept between steps, in which only the
+    previous step's rows are cleared.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self._grad = None
+        self._rows = None
+
+    def __call__(self, rows, grad):
+        optimizer, tables = self.optimizer, self.optimizer.tables
+        if not tables.dense:
+            plan = RowPlan(rows, None)
+            leaf = tables.gather(plan)
+            leaf.grad = grad
+            optimizer.step(plan, leaf)
+            return
+        leaf = tables.gather_all()
+        if rows is None:  # the whole tables' gradient
+            leaf.grad = grad
+            optimizer.step(None, leaf)
+            return
+        if self._grad is None:
+            self._grad = torch.zeros_like(leaf)
+        else:
+            self._grad.index_fill_(0, self._rows, 0.0)
+        self._rows = rows
+        leaf.grad = self._grad.index_copy_(0, rows, grad)
+        optimizer.step(None, leaf)
 
 
 def _agree_batch_norm(network, group, n_rows):
@@ -207,16 +329,17 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
     bounds, global_sizes = agreed_bounds(counts, config.batch_size, group.rank, network.batch_norm)
     loss_fn = _loss_function(config.loss, network.n_outputs)
     mixed_precision = resolve_mixed_precision(config.mixed_precision, device)
-    optimizer = DeepFMOptimizer(
-        network,
-        lr=config.learning_rate,
-        alpha=config.alpha,
-        embedding_alpha=config.embedding_alpha,
-        fused=True,
-        dense_tables=True,
+    # The optimiser of one process training on the global batch, dense or lazy tables alike.
+    optimizer = _optimizer(network, config, device)
+    batch_rows = _BatchRows(optimizer.tables)
+    n_rows = network.embedding.weight.shape[0]
+    # Decided alike on every rank: from the agreed step sizes.
+    rank_lookups = int(global_sizes.max()) // group.world_size * len(network.field_dims)
+    whole = optimizer.tables.dense and n_rows <= rank_lookups
+    exchange = RowExchange(
+        group, optimizer._dense_params, sum(optimizer.tables.widths), n_rows if whole else None
     )
-    leaf = optimizer.tables.gather_all()
-    exchanged = [leaf, *optimizer._dense_params]
+    table_step = TableStep(optimizer)
     shuffle_gen = seeded_generator(config.seed + 7919 * group.rank)
     dropout_gen = seeded_generator(config.seed + 1 + 7919 * group.rank)
     if validation is not None:
@@ -248,9 +371,9 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
             batch = order[start:stop]
             codes, values, bags = rows.gather(batch)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed_precision, cache_enabled=False):
-                logits, _, _ = sparse_forward(
+                logits, plan, leaf = sparse_forward(
                     network,
-                    optimizer.tables,
+                    batch_rows,
                     codes,
                     values,
                     bags,
@@ -262,8 +385,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
             loss = (loss_fn(logits.float(), y_t[batch]) * w_t[batch]).sum() / float(global_size)
             optimizer.zero_grad()
             loss.backward()
-            _set_gradients(exchanged, group.all_reduce(_flat_gradients(exchanged)))
-            optimizer.step(None, leaf)
+            table_step(*exchange(plan.unique, leaf.grad))
             total += float(loss.detach()) * float(global_size)
         epoch_loss = float(group.sum([total])[0]) / n_total
         record_loss(history, epoch, epoch_loss)

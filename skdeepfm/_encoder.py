@@ -301,6 +301,14 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         names = getattr(self, "feature_names_in_", None)
         kinds = field_kinds(columns, names, self.numeric_features, self.multivalue_features)
         n_samples = len(columns[0])
+        fields = self._new_fields(kinds)
+        encoded = self._run(fields, columns, lambda f, values: f.fit_encode(values, n_samples))
+        self._set_fields(fields, kinds)
+        self.code_counts_ = self._code_counts(encoded)
+        return encoded
+
+    def _new_fields(self, kinds):
+        """Unfitted fields of ``kinds``, under this encoder's parameters."""
         fields = []
         for j, kind in enumerate(kinds):
             if kind == NUMERIC:
@@ -312,7 +320,10 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
                 fields.append(MultiValueField(self.min_frequency, self.max_categories))
             else:
                 fields.append(CategoricalField(self.min_frequency, self.max_categories))
-        encoded = self._run(fields, columns, lambda f, values: f.fit_encode(values, n_samples))
+        return fields
+
+    def _set_fields(self, fields, kinds):
+        """Take fitted ``fields`` and set the fitted attributes, but ``code_counts_``."""
         self._fields = fields
         self.field_kinds_ = np.array(kinds, dtype=object)
         self.categories_ = [f.categories for f in fields]
@@ -320,13 +331,15 @@ class FieldEncoder(TransformerMixin, BaseEstimator):
         self.n_infrequent_categories_ = np.array([f.n_infrequent for f in fields], dtype=np.int64)
         self.numeric_center_ = np.array([getattr(f, "center", np.nan) for f in fields], dtype=np.float64)
         self.numeric_scale_ = np.array([getattr(f, "scale", np.nan) for f in fields], dtype=np.float64)
-        self.code_counts_ = [
+
+    def _code_counts(self, encoded):
+        """How many values of ``encoded`` got each code, per field (``code_counts_``)."""
+        return [
             np.bincount(
                 encoded.bags[j][0] if f.kind == MULTIVALUE else encoded.codes[:, j], minlength=f.dim
             ).astype(np.int64, copy=False)
-            for j, f in enumerate(fields)
+            for j, f in enumerate(self._fields)
         ]
-        return encoded
 
     def _encode_columns(self, columns):
         """Encoding of validated columns by the fitted fields."""

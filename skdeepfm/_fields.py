@@ -327,15 +327,24 @@ class CategoricalField:
         """Learn the vocabulary of ``values``; return their codes."""
         codes, uniques = _factorize(values, sort=True)
         counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        remap = self.fit_counts(uniques, counts, n_samples)
+        if remap is None:
+            return np.full(len(codes), MISSING_INDEX, dtype=np.int64)
+        return np.where(codes < 0, MISSING_INDEX, remap[np.maximum(codes, 0)])
+
+    def fit_counts(self, uniques, counts, n_samples):
+        """Learn the vocabulary from the sorted distinct values and their counts.
+
+        Returns the new code of each distinct value (None when there is none).
+        """
         infrequent = infrequent_mask(counts, n_samples, self.min_frequency, self.max_categories)
         uniques = np.asarray(uniques, dtype=object if uniques.dtype.kind == "O" else None)
         self.categories = uniques[~infrequent]
         self.n_infrequent = int(infrequent.sum())
         # Old code -> new code: kept categories keep their sorted order.
         if not len(uniques):
-            return np.full(len(codes), MISSING_INDEX, dtype=np.int64)
-        remap = np.where(infrequent, INFREQUENT_INDEX, np.cumsum(~infrequent) - 1 + N_RESERVED)
-        return np.where(codes < 0, MISSING_INDEX, remap[np.maximum(codes, 0)])
+            return None
+        return np.where(infrequent, INFREQUENT_INDEX, np.cumsum(~infrequent) - 1 + N_RESERVED)
 
     @property
     def dim(self):
@@ -455,7 +464,11 @@ class NumericField:
     def fit_encode(self, values, n_samples):
         """Learn the centre and scale of ``values``; return (codes, scaled values)."""
         floats = _as_float(values, self.name)
-        present = floats[~np.isnan(floats)]
+        self.fit_present(floats[~np.isnan(floats)])
+        return self._encode(floats)
+
+    def fit_present(self, present):
+        """Learn the centre and scale from the values present (not NaN)."""
         self.center, self.scale = 0.0, 1.0
         if len(present):
             # Values near the float64 limits (1e308) overflow the spread; a
@@ -468,7 +481,6 @@ class NumericField:
                     self.scale = float(spread)
                     break
             self.center = float(self.center)
-        return self._encode(floats)
 
     def encode(self, values):
         """(codes, scaled values) of ``values``: a missing value has code MISSING_INDEX, value 1."""

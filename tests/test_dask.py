@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 
-from skdeepfm import DeepFMClassifier, DeepFMRegressor
+from skdeepfm import DeepFMClassifier, DeepFMRegressor, FieldEncoder
 from skdeepfm.datasets import make_ad_clicks
 
 dask = pytest.importorskip("dask", reason="the Dask estimators need the 'dask' extra")
@@ -70,25 +70,41 @@ def fitted(client):
     return model, local, X.iloc[4000:], y.iloc[4000:], Xd
 
 
-def test_deterministic_fit_equals_one_process(client):
+@pytest.mark.parametrize(
+    "exchange",
+    [
+        # 150 table rows: summed whole (a rank looks up 700 a step) ...
+        dict(batch_size=200),
+        # ... or as the rows each rank touched (140 lookups a step) ...
+        dict(batch_size=40),
+        # ... and the lazy optimiser of tables many times the rows a step looks up.
+        dict(batch_size=40, hash_buckets=1000),
+    ],
+    ids=["whole-tables", "touched-rows", "lazy-tables"],
+)
+def test_deterministic_fit_equals_one_process(client, exchange):
     # No dropout, no shuffle, no BatchNorm: the global batches of two ranks of
-    # 1,000 rows (100 + 100 rows a step) are those of one process on the rows
-    # interleaved in blocks of 100.
+    # 1,000 rows (half a batch each a step) are those of one process on the
+    # rows interleaved in blocks of half a batch.
     X, y = _data(2000)
     params = dict(
         dropout=0.0,
         batch_norm=False,
         shuffle=False,
         early_stopping=False,
-        batch_size=200,
         max_iter=3,
         n_iter_no_change=10,
         mixed_precision=False,
         random_state=0,
+        **exchange,
     )
+    half = exchange["batch_size"] // 2
     w = _workers(client)
     order = np.concatenate(
-        [np.r_[100 * b : 100 * b + 100, 1000 + 100 * b : 1100 + 100 * b] for b in range(10)]
+        [
+            np.r_[half * b : half * (b + 1), 1000 + half * b : 1000 + half * (b + 1)]
+            for b in range(1000 // half)
+        ]
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -161,6 +177,35 @@ def test_uneven_and_one_sided_placement(client):
     assert np.isfinite(one_sided.predict(X.head(20))).all()
 
 
+def _assert_same_encoder(fitted, expected):
+    for name in ("field_kinds_", "field_dims_", "n_infrequent_categories_", "numeric_center_"):
+        np.testing.assert_array_equal(getattr(fitted, name), getattr(expected, name), err_msg=name)
+    np.testing.assert_allclose(fitted.numeric_scale_, expected.numeric_scale_, rtol=1e-12)
+    for mine, theirs in zip(fitted.categories_, expected.categories_, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    for mine, theirs in zip(fitted.code_counts_, expected.code_counts_, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_encoder_learned_from_the_workers_equals_one_fit_on_all_rows(client):
+    # Categorical, numeric (with missing values) and list fields, infrequent
+    # categories, on uneven blocks; then a column whose kind the blocks see
+    # differently (floats on one worker, strings on the other).
+    X, y = _data(1200)
+    X.loc[::7, "hour"] = np.nan
+    X["mixed"] = pd.Series([0.5, 1.5] * 300 + ["a", "b"] * 300, dtype=object)
+    a, b = _workers(client)
+    params = dict(hidden_layer_sizes=(4,), max_iter=1, min_frequency=3, random_state=0)
+    for columns in (list(X.columns[:-1]), list(X.columns)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = DaskDeepFMClassifier(**params).fit(
+                _placed(client, X[columns], [600], [a, b]), _placed(client, y, [600], [a, b])
+            )
+            expected = FieldEncoder(min_frequency=3).fit(X[columns])
+        _assert_same_encoder(model.encoder_, expected)
+
+
 def test_no_rows_is_a_clear_error(client):
     X, y = _data(200)
     w = _workers(client)
@@ -220,3 +265,15 @@ def test_a_failing_rank_raises_its_error_promptly(client):
             _placed(client, X, [500], w), _placed(client, y, [500], w)
         )
     assert model.n_ranks_ == 2
+
+
+def test_continuing_is_refused_with_the_local_way(client):
+    X, y = _data(200)
+    w = _workers(client)
+    Xd, yd = _placed(client, X, [], w[:1]), _placed(client, y, [], w[:1])
+    with pytest.raises(
+        NotImplementedError, match=r"DaskDeepFMClassifier has no partial_fit; use to_local\(\)"
+    ):
+        DaskDeepFMClassifier().partial_fit(Xd, yd, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"does not continue training yet \(warm_start=True\)"):
+        DaskDeepFMRegressor(warm_start=True).fit(Xd, yd.astype(float))
