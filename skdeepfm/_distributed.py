@@ -35,6 +35,7 @@ from ._training import (
     _loss_function,
     _optimizer,
     _refresh_batches,
+    epoch_outcome,
     predict_logits,
     record_loss,
     record_score,
@@ -396,11 +397,10 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
         improved, best = record_score(history, epoch_loss, score, config.tol)
         if best:
             best_state = copy.deepcopy(network.state_dict())
-        no_improvement = 0 if improved else no_improvement + 1
+        improved, no_improvement, stop = epoch_outcome(config, history, epoch, improved, no_improvement)
         if not improved and config.learning_rate_decay != 1.0:
             optimizer.scale_learning_rate(config.learning_rate_decay)
-        if no_improvement >= config.n_iter_no_change:
-            history.converged = True
+        if stop:
             break
     optimizer.zero_grad()
     if best_state is not None:

@@ -14,8 +14,10 @@ Needs the ``dask`` extra: ``pip install "skdeepfm[dask]"``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import ctypes.util
+import dataclasses
 import inspect
 import math
 import os
@@ -170,8 +172,9 @@ def _summarize_block(block, encoder):
     return {**summarize_columns(encoder, columns), "y": y, "sample_weight": w}
 
 
-def _train_here(block, skeleton, network, config, class_weights, settings):
+def _train_here(block, skeleton, network, configs, class_weights, settings):
     rank, world_size, host, port, split_seed = settings
+    config, refit_config = configs
     columns, y, w = block
     w = np.ones(len(y)) if w is None else w
     encoded = skeleton.encoder_._encode_columns(columns)
@@ -180,6 +183,8 @@ def _train_here(block, skeleton, network, config, class_weights, settings):
     if class_weights is not None:
         w = w * class_weights[targets]
     validation = None
+    all_rows = (encoded, targets, w)
+    first_weights = copy.deepcopy(network) if refit_config is not None else None
     if skeleton.early_stopping:
         rng = np.random.RandomState(split_seed)
         train_idx, val_idx = skeleton._split_validation(targets, rng)
@@ -199,6 +204,8 @@ def _train_here(block, skeleton, network, config, class_weights, settings):
             validation=validation,
             scorer=skeleton._validation_score,
         )
+        if refit_config is not None and validation is not None:
+            network, history = _refit_rank(first_weights, all_rows, refit_config, history, group)
     except RuntimeError as exc:
         if any(sign in str(exc) for sign in ("closed by peer", "Timed out", "timed out", "Connection reset")):
             raise PeerLostError(f"Rank {rank} stopped: another rank left the training ({exc}).") from exc
@@ -212,6 +219,21 @@ def _train_here(block, skeleton, network, config, class_weights, settings):
     if rank:
         return digest, code_counts, None
     return digest, code_counts, (network, history, gathered)
+
+
+def _refit_rank(network, rows, config, selection, group):
+    """The refit (``refit=True``) of a rank: ``network``, the first weights, trained on all its rows.
+
+    For the epochs and decays of the ``selection`` run, as a local fit's
+    refit; the history keeps the selection run's curves.
+    """
+    n_epochs = selection.best_epoch
+    config = dataclasses.replace(config, max_iter=n_epochs, schedule=tuple(selection.improved[:n_epochs]))
+    history, _ = train_rank(network, *rows, config, group=group)
+    history.loss_curve = selection.loss_curve
+    history.validation_scores = selection.validation_scores
+    history.best_validation_score = selection.best_validation_score
+    return network, history
 
 
 class PeerLostError(RuntimeError):
@@ -362,6 +384,10 @@ class _DaskMixin:
             math.ceil(local.validation_fraction * len(targets)) if use_validation else 0
         )
         config = local._training_config(n_train, False, seed)
+        # The refit's global batch is the one for all rows, as a local refit's.
+        refit_config = None
+        if use_validation and local.refit:
+            refit_config = local._training_config(len(targets), False, seed)
         skeleton = local
         skeleton.early_stopping = bool(use_validation)
         skeleton.encoder_ = encoder
@@ -377,7 +403,7 @@ class _DaskMixin:
                 blocks[worker],
                 skeleton,
                 network,
-                config,
+                (config, refit_config),
                 class_weights,
                 (rank, len(workers), host, port, int(split_seeds[rank])),
                 workers=[worker],

@@ -127,8 +127,10 @@ def test_default_parameters_reach_the_local_auc(fitted):
     auc = roc_auc_score(y_test, proba[:, 1])
     local_auc = roc_auc_score(y_test, local.predict_proba(X_test)[:, 1])
     assert auc > local_auc - 0.01
-    # Early stopping scored every rank's validation rows, then calibrated on them.
-    assert len(model.validation_scores_) == model.n_iter_
+    # Early stopping scored every rank's validation rows, then calibrated on
+    # them, and the ranks refit on all their rows for the chosen epoch.
+    assert model.n_iter_ == int(np.argmax(model.validation_scores_)) + 1 < len(model.validation_scores_)
+    assert len(model.loss_curve_) == len(model.validation_scores_)
     assert float(model.network_.logit_scale[0]) != 1.0
 
 
