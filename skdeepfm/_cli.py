@@ -300,7 +300,14 @@ def run_main_job(args, parser):
     print(f"\n{'model':<28} {'test AUC':>9} {'log-loss':>9} {'fit s':>7}")
     for name, (auc, loss), seconds in rows:
         print(f"{name:<28} {auc:>9.4f} {loss:>9.4f} {seconds:>7.1f}")
-    print(f"DeepFMClassifier ran {model.n_iter_} epochs on {model.network_.offsets.device}.")
+    device = model.network_.offsets.device
+    if model.validation_scores_ is not None and len(model.validation_scores_) != model.n_iter_:
+        print(
+            f"DeepFMClassifier chose {model.n_iter_} epochs of {len(model.validation_scores_)} "
+            f"by early stopping and refit on all training rows, on {device}."
+        )
+    else:
+        print(f"DeepFMClassifier ran {model.n_iter_} epochs on {device}.")
     if args.save is not None:
         save(model, args.save)
         print(f"Saved the fitted model to {args.save} (load it with skdeepfm.load).")

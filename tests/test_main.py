@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,6 +27,7 @@ def test_main_job_on_generated_data(capsys):
     assert "generated ad clicks (3000 rows" in out
     assert "DeepFMClassifier" in out
     assert "LogisticRegression (one-hot)" in out
+    assert re.search(r"DeepFMClassifier (ran \d+ epochs|chose \d+ epochs of \d+ by early stopping)", out)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
