@@ -8,7 +8,6 @@ the training loop live in their own modules.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
 from numbers import Integral, Real
 
@@ -317,11 +316,9 @@ class BaseDeepFM(BaseEstimator):
         ``selection`` if the refit was interrupted. The history has the new
         network's ``n_iter`` and the selection run's curves.
         """
-        n_epochs = selection.best_epoch
-        config = self._training_config(len(rows[0]), False, seed)
-        config = dataclasses.replace(config, max_iter=n_epochs, schedule=tuple(selection.improved[:n_epochs]))
+        config = selection.refit_config(self._training_config(len(rows[0]), False, seed))
         if self.verbose:
-            tqdm.write(f"Refit on all {len(rows[0])} rows for {n_epochs} epoch(s)")
+            tqdm.write(f"Refit on all {len(rows[0])} rows for {config.max_iter} epoch(s)")
         network = self._start_network(encoder, hidden, target_state, seed, rows)
         history = train(network, *rows, config, device=device)
         if history.interrupted:
@@ -332,10 +329,7 @@ class BaseDeepFM(BaseEstimator):
             )
             return selected, selection
         network.set_logit_calibration(selected.logit_scale.clone(), selected.logit_shift.clone())
-        # The curves stay the selection run's, epoch by epoch side by side.
-        history.loss_curve = selection.loss_curve
-        history.validation_scores = selection.validation_scores
-        history.best_validation_score = selection.best_validation_score
+        history.keep_curves_of(selection)
         return network, history
 
     def _new_network(self, encoder, hidden, target_state, seed):

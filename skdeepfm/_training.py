@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -152,6 +152,17 @@ class TrainingHistory:
         if not self.validation_scores:
             return None
         return int(np.argmax(self.validation_scores)) + 1
+
+    def refit_config(self, config):
+        """``config`` for the refit of this (selection) run: its best epoch, its decays."""
+        n_epochs = self.best_epoch
+        return replace(config, max_iter=n_epochs, schedule=tuple(self.improved[:n_epochs]))
+
+    def keep_curves_of(self, selection):
+        """Take the ``selection`` run's curves, to read epoch by epoch beside its scores."""
+        self.loss_curve = selection.loss_curve
+        self.validation_scores = selection.validation_scores
+        self.best_validation_score = selection.best_validation_score
 
 
 def batch_bounds(n_samples, batch_size):

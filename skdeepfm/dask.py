@@ -17,7 +17,6 @@ import contextlib
 import copy
 import ctypes
 import ctypes.util
-import dataclasses
 import inspect
 import math
 import os
@@ -227,12 +226,8 @@ def _refit_rank(network, rows, config, selection, group):
     For the epochs and decays of the ``selection`` run, as a local fit's
     refit; the history keeps the selection run's curves.
     """
-    n_epochs = selection.best_epoch
-    config = dataclasses.replace(config, max_iter=n_epochs, schedule=tuple(selection.improved[:n_epochs]))
-    history, _ = train_rank(network, *rows, config, group=group)
-    history.loss_curve = selection.loss_curve
-    history.validation_scores = selection.validation_scores
-    history.best_validation_score = selection.best_validation_score
+    history, _ = train_rank(network, *rows, selection.refit_config(config), group=group)
+    history.keep_curves_of(selection)
     return network, history
 
 
