@@ -181,8 +181,8 @@ class BaseDeepFM(BaseEstimator):
             optimizer_state = self._optimizer_state
         else:
             # partial_fit's first chunk need not show the stream's balance.
-            bias_rows = None if incremental else train_rows
-            network = self._start_network(encoder, hidden, target_state, seed, bias_rows)
+            bias_from = () if incremental else train_rows[1:]
+            network = self._start_network(encoder, hidden, target_state, seed, *bias_from)
             optimizer_state = None
         config = self._training_config(len(train_rows[0]), incremental, seed)
         if continuing:
@@ -295,10 +295,10 @@ class BaseDeepFM(BaseEstimator):
             )
         return targets, target_state, sample_weight
 
-    def _start_network(self, encoder, hidden, target_state, seed, rows):
-        """A new network whose output bias starts from ``rows``' targets (None: at zero)."""
+    def _start_network(self, encoder, hidden, target_state, seed, targets=None, sample_weight=None):
+        """A new network whose output bias starts from ``targets`` (None: at zero)."""
         network = self._new_network(encoder, hidden, target_state, seed)
-        bias = None if rows is None else self._initial_bias(rows[1], rows[2], target_state)
+        bias = None if targets is None else self._initial_bias(targets, sample_weight, target_state)
         if bias is not None:
             with torch.no_grad():
                 network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
@@ -319,7 +319,7 @@ class BaseDeepFM(BaseEstimator):
         config = selection.refit_config(self._training_config(len(rows[0]), False, seed))
         if self.verbose:
             tqdm.write(f"Refit on all {len(rows[0])} rows for {config.max_iter} epoch(s)")
-        network = self._start_network(encoder, hidden, target_state, seed, rows)
+        network = self._start_network(encoder, hidden, target_state, seed, *rows[1:])
         history = train(network, *rows, config, device=device)
         if history.interrupted:
             warn(

@@ -369,11 +369,7 @@ class _DaskMixin:
         if use_validation == "auto":
             use_validation = len(targets) > AUTO_EARLY_STOPPING_MIN_SAMPLES
         seed = int(rng.randint(np.iinfo(np.int32).max - 1))
-        network = local._new_network(encoder, hidden, target_state, seed)
-        bias = local._initial_bias(targets, weights, target_state)
-        if bias is not None:
-            with torch.no_grad():
-                network.bias.copy_(torch.as_tensor(bias, dtype=network.bias.dtype))
+        network = local._start_network(encoder, hidden, target_state, seed, targets, weights)
         class_weights = self._class_weight_table(local, y_all, targets, target_state)
         n_train = len(targets) - (
             math.ceil(local.validation_fraction * len(targets)) if use_validation else 0
