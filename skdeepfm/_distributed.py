@@ -38,7 +38,6 @@ from ._training import (
     epoch_outcome,
     predict_logits,
     record_loss,
-    record_score,
     resolve_mixed_precision,
     seeded_generator,
     sparse_forward,
@@ -394,11 +393,11 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
             agree_statistics(order)
         network.eval()
         score = None if validation is None else float(scorer(y_val_all, gathered_logits(), w_val_all))
-        improved, best = record_score(history, epoch_loss, score, config.tol)
+        outcome = epoch_outcome(config, history, epoch, epoch_loss, score, no_improvement)
+        best, decay, no_improvement, stop = outcome
         if best:
             best_state = copy.deepcopy(network.state_dict())
-        improved, no_improvement, stop = epoch_outcome(config, history, epoch, improved, no_improvement)
-        if not improved and config.learning_rate_decay != 1.0:
+        if decay:
             optimizer.scale_learning_rate(config.learning_rate_decay)
         if stop:
             break

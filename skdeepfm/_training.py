@@ -463,11 +463,12 @@ def train(
             if validation is not None:
                 data_val, y_val, w_val = validation
                 score = float(scorer(y_val, predict_logits(network, data_val, device), w_val))
-            improved, best = record_score(history, epoch_loss, score, config.tol)
+            best, decay, no_improvement, stop = epoch_outcome(
+                config, history, epoch, epoch_loss, score, no_improvement
+            )
             if best:
                 best_state = copy.deepcopy(network.state_dict())
-            improved, no_improvement, stop = epoch_outcome(config, history, epoch, improved, no_improvement)
-            if not improved and config.learning_rate_decay != 1.0:
+            if decay:
                 optimizer.scale_learning_rate(config.learning_rate_decay)
                 # A captured step holds the old rate: capture again.
                 graphed.close()
@@ -540,22 +541,27 @@ def record_score(history, epoch_loss, score, tol):
     return improved, best
 
 
-def epoch_outcome(config, history, epoch, improved, no_improvement):
-    """``(improved, no_improvement, stop)`` after an epoch that ``history`` recorded.
+def epoch_outcome(config, history, epoch, epoch_loss, score, no_improvement):
+    """Record an epoch in ``history``; return ``(best, decay, no_improvement, stop)``.
 
-    ``no_improvement`` counts the epochs in a row without improvement; at
-    ``n_iter_no_change`` of them training stops (converged). With
+    ``score`` (None without validation) goes to ``history`` by
+    :func:`record_score`. ``best``: the epoch's weights are the best to keep;
+    ``decay``: the learning rate decays after it (it did not improve);
+    ``no_improvement`` counts the epochs in a row without improvement, and
+    at ``n_iter_no_change`` of them training stops (converged). With
     ``config.schedule`` (the refit), the schedule says whether the epoch
     improved, and training runs every epoch of it.
     """
+    improved, best = record_score(history, epoch_loss, score, config.tol)
     if config.schedule is not None:
         improved = history.improved[-1] = config.schedule[epoch - 1]
         history.converged = epoch == len(config.schedule)
-        return improved, 0, False
-    no_improvement = 0 if improved else no_improvement + 1
-    stop = no_improvement >= config.n_iter_no_change
-    history.converged = history.converged or stop
-    return improved, no_improvement, stop
+        no_improvement, stop = 0, False
+    else:
+        no_improvement = 0 if improved else no_improvement + 1
+        stop = no_improvement >= config.n_iter_no_change
+        history.converged = history.converged or stop
+    return best, not improved and config.learning_rate_decay != 1.0, no_improvement, stop
 
 
 def _refresh_batches(rows, order):
