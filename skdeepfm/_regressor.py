@@ -64,8 +64,8 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         vocabularies. 1 is plain backpropagation; 0 leaves the embeddings to
         the FM and first-order terms.
     batch_size : int or "auto", default="auto"
-        Rows per optimiser step. "auto": ``clip(n_samples // 10, 32, 1024)``
-        up to 10,240 rows, then ``1024 * clip(n_samples // 40960, 1, 4)``
+        Rows per optimiser step. "auto": ``clip(n_samples // 20, 32, 1024)``
+        up to 20,480 rows, then ``1024 * clip(n_samples // 40960, 1, 4)``
         (4096 from 163,840 rows on, as the published DeepFM recipe; at least
         40 steps per epoch).
     learning_rate_init : float, default=1e-3

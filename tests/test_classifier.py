@@ -170,7 +170,9 @@ def test_refit_trains_a_new_network_on_all_rows_for_the_chosen_epochs(monkeypatc
         return original(network, data, *args, **kwargs)
 
     monkeypatch.setattr(base_module, "train", recording)
-    params = dict(SMALL, early_stopping=True, max_iter=30, n_iter_no_change=3, learning_rate_decay=0.5)
+    params = dict(
+        SMALL, early_stopping=True, max_iter=30, n_iter_no_change=3, learning_rate_decay=0.5, batch_size=270
+    )
     # make_ad_clicks overfits 3,000 rows: the validation score peaks at epoch 11 of 14.
     chosen = DeepFMClassifier(**params, refit=False).fit(X, y)
     refit = DeepFMClassifier(**params).fit(X, y)
@@ -224,8 +226,10 @@ def test_multiclass_roc_auc_scoring_is_one_against_the_rest():
 
 def test_auto_early_stopping_and_batch_size():
     assert auto_batch_size(270) == 32
-    assert auto_batch_size(5000) == 500
-    assert auto_batch_size(10_239) == 1023
+    assert auto_batch_size(5000) == 250
+    assert auto_batch_size(10_239) == 511
+    assert auto_batch_size(20_479) == 1023
+    assert auto_batch_size(20_480) == 1024
     assert auto_batch_size(81_919) == 1024
     assert auto_batch_size(100_000) == 2048
     assert auto_batch_size(181_824) == 4096  # frappe's 202,027 rows less the validation tenth
