@@ -264,6 +264,25 @@ def _predict_part(model, method, X):
     return getattr(model, method)(X)
 
 
+class _Unavailable:
+    """A method of the local estimators that the Dask ones do not have.
+
+    Reading it raises ``AttributeError`` (``hasattr`` is False) with
+    ``advice``, in which ``{local}`` is the local class's name.
+    """
+
+    def __init__(self, advice):
+        self.advice = advice
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        owner = owner if instance is None else type(instance)
+        local = owner._local_class.__name__ if hasattr(owner, "_local_class") else "local estimator"
+        raise AttributeError(f"{owner.__name__} has no {self.name}; {self.advice.format(local=local)}.")
+
+
 class _DaskMixin:
     """Dask placement, rank setup and result collection shared by the Dask estimators."""
 
@@ -422,12 +441,10 @@ class _DaskMixin:
     def _class_weight_table(self, local, y, targets, target_state):
         return None
 
-    def partial_fit(self, *args, **kwargs):
-        """Not supported: continue a fitted model with ``to_local().partial_fit``."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no partial_fit; use to_local() for a "
-            f"{self._local_class.__name__} that has one."
-        )
+    # Not supported: hasattr(estimator, "partial_fit") is False, as for a
+    # scikit-learn method that is not available, so that tools which feed
+    # partitions to partial_fit (dask-ml's Incremental) refuse it up front.
+    partial_fit = _Unavailable("use to_local() for a {local} that has one")
 
     def to_local(self):
         """The fitted model as a plain estimator of the local class, with identical predictions.

@@ -275,8 +275,10 @@ def test_continuing_is_refused_with_the_local_way(client):
     X, y = _data(200)
     w = _workers(client)
     Xd, yd = _placed(client, X, [], w[:1]), _placed(client, y, [], w[:1])
+    assert not hasattr(DaskDeepFMClassifier(), "partial_fit")
     with pytest.raises(
-        NotImplementedError, match=r"DaskDeepFMClassifier has no partial_fit; use to_local\(\)"
+        AttributeError,
+        match=r"DaskDeepFMClassifier has no partial_fit; use to_local\(\) for a DeepFMClassifier",
     ):
         DaskDeepFMClassifier().partial_fit(Xd, yd, classes=[0, 1])
     with pytest.raises(ValueError, match=r"does not continue training yet \(warm_start=True\)"):
