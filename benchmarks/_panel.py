@@ -18,6 +18,11 @@ Tables:
 * ``avazu``: ``avazu/train.gz``, first 7,200 rows to train, the rest to test, every column a code;
 * ``ad_clicks_2k``, ``ad_clicks_5k``, ``ad_clicks_50k``: ``make_ad_clicks`` with that many rows
   (``random_state=0``) to train and 20,000 rows (``random_state=1``) to test.
+
+Check splits (:data:`CHECK_TABLES`), to see whether a default chosen on the panel carries over:
+``criteo_last8k`` and ``avazu_last`` (the files' other rows to test), ``criteo_4k`` (half the
+training rows), ``ad_clicks_3k_other`` / ``12k_other`` / ``20k_other`` (``random_state`` 2 and 3).
+They are re-splits of the panel's sources, not independent tables.
 """
 
 from __future__ import annotations
@@ -145,14 +150,49 @@ def load_avazu(data_dir, n_train=7_200):
     )
 
 
-def load_ad_clicks(n_train, n_test=20_000):
-    X_train, y_train = make_ad_clicks(n_train, random_state=0)
-    X_test, y_test = make_ad_clicks(n_test, random_state=1)
+def load_ad_clicks(n_train, n_test=20_000, seeds=(0, 1), name=None):
+    X_train, y_train = make_ad_clicks(n_train, random_state=seeds[0])
+    X_test, y_test = make_ad_clicks(n_test, random_state=seeds[1])
     split = (
-        f"`make_ad_clicks`: {n_train:,} rows (random_state=0) to train, {n_test:,} (random_state=1) to test"
+        f"`make_ad_clicks`: {n_train:,} rows (random_state={seeds[0]}) to train, {n_test:,} "
+        f"(random_state={seeds[1]}) to test"
     )
-    name = f"ad_clicks_{n_train // 1000}k"
+    name = name or f"ad_clicks_{n_train // 1000}k"
     return Table(name, X_train, np.asarray(y_train), X_test, np.asarray(y_test), split)
+
+
+def _swapped(table, name, n_test, description):
+    """``table``'s rows, the first ``n_test`` of them to test and the rest to train."""
+    X = pd.concat([table.X_train, table.X_test], ignore_index=True)
+    y = np.concatenate([table.y_train, table.y_test])
+    return Table(
+        name, X.iloc[n_test:].reset_index(drop=True), y[n_test:], X.iloc[:n_test], y[:n_test], description
+    )
+
+
+def load_criteo_last(data_dir):
+    table = load_criteo(data_dir)
+    split = "Criteo `sample.train.gz`: last 8,000 rows to train, first 2,000 to test"
+    return _swapped(table, "criteo_last8k", 2_000, split)
+
+
+def load_criteo_4k(data_dir):
+    table = load_criteo(data_dir, n_train=4_000)
+    split = "Criteo `sample.train.gz`: first 4,000 rows to train, last 2,000 to test"
+    return Table(
+        "criteo_4k",
+        table.X_train,
+        table.y_train,
+        table.X_test.iloc[-2_000:].reset_index(drop=True),
+        table.y_test[-2_000:],
+        split,
+    )
+
+
+def load_avazu_last(data_dir):
+    table = load_avazu(data_dir)
+    split = "Avazu `train.gz`: rows 1,800 on to train, first 1,800 to test"
+    return _swapped(table, "avazu_last", 1_800, split)
 
 
 LOADERS = {
@@ -168,9 +208,25 @@ LOADERS = {
 #: The public panel of the quality targets, then the calibration tables.
 TABLES = list(LOADERS)
 
+#: Splits kept aside to check a candidate default chosen on the panel: other rows of the
+#: panel's files and generated tables of other sizes and seeds (not independent tables).
+CHECK_LOADERS = {
+    "criteo_last8k": load_criteo_last,
+    "criteo_4k": load_criteo_4k,
+    "avazu_last": load_avazu_last,
+    **{
+        f"ad_clicks_{n // 1000}k_other": (
+            lambda data_dir, n=n: load_ad_clicks(n, seeds=(2, 3), name=f"ad_clicks_{n // 1000}k_other")
+        )
+        for n in (3_000, 12_000, 20_000)
+    },
+}
+CHECK_TABLES = list(CHECK_LOADERS)
+
 
 def load(name, data_dir=DEFAULT_DATA):
-    """The table ``name`` (a key of :data:`LOADERS`)."""
-    if name not in LOADERS:
-        raise ValueError(f"Unknown table {name!r}; expected one of {', '.join(LOADERS)}.")
-    return LOADERS[name](Path(data_dir))
+    """The table ``name`` (a key of :data:`LOADERS` or :data:`CHECK_LOADERS`)."""
+    loaders = {**LOADERS, **CHECK_LOADERS}
+    if name not in loaders:
+        raise ValueError(f"Unknown table {name!r}; expected one of {', '.join(loaders)}.")
+    return loaders[name](Path(data_dir))

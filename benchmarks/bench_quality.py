@@ -21,7 +21,9 @@ against the test base rate.
 ``--params JSON`` is passed to the ``deepfm`` and ``fm`` models (``fm`` keeps
 ``hidden_layer_sizes=()``), so the script also compares candidate defaults; ``--label`` names
 such a run in the output. ``--json-dir`` keeps each table's results as ``TABLE.json``;
-``--from-json`` reads them back instead of fitting.
+``--from-json`` reads them back instead of fitting. ``--checks`` runs the check splits of
+``_panel.CHECK_TABLES`` instead of the panel (printed, never written): a candidate chosen on the
+panel should hold on them too.
 
 Run by hand, not by pytest::
 
@@ -427,7 +429,9 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-dir", type=Path, default=_panel.DEFAULT_DATA)
-    parser.add_argument("--tables", nargs="+", choices=_panel.TABLES, default=_panel.TABLES)
+    tables = _panel.TABLES + _panel.CHECK_TABLES
+    parser.add_argument("--tables", nargs="+", choices=tables, default=_panel.TABLES)
+    parser.add_argument("--checks", action="store_true", help="run the check splits instead of the panel")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--params", type=json.loads, default={}, help="JSON object for deepfm and fm")
@@ -436,11 +440,15 @@ def parse_args(argv=None):
     group.add_argument("--json-dir", type=Path, help="keep each table's results as DIR/TABLE.json")
     group.add_argument("--from-json", type=Path, help="read the results from DIR/TABLE.json, fit nothing")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md and the PNG")
-    parser.add_argument("--one-table", choices=_panel.TABLES, help=argparse.SUPPRESS)
+    parser.add_argument("--one-table", choices=tables, help=argparse.SUPPRESS)
     parser.add_argument("--json-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not isinstance(args.params, dict):
         parser.error(f"--params must be a JSON object; got {args.params!r}.")
+    if args.checks:
+        args.tables = _panel.CHECK_TABLES
+    if args.write and set(args.tables) & set(_panel.CHECK_TABLES):
+        parser.error("--write writes the panel's section; the check splits are printed only.")
     args.prefix = f"[{args.label}] " if args.label else ""
     return args
 
