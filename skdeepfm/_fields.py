@@ -201,6 +201,12 @@ def _factorize(values, sort):
     return codes, uniques
 
 
+def _factorize_counts(values, sort):
+    """:func:`_factorize` and how many values got each unique: ``(codes, uniques, counts)``."""
+    codes, uniques = _factorize(values, sort)
+    return codes, uniques, np.bincount(codes[codes >= 0], minlength=len(uniques))
+
+
 def _sort_uniques(uniques, keyed):
     """(rank of each unique, sorted uniques), in the order ``pd.factorize(sort=True)`` gives.
 
@@ -325,8 +331,7 @@ class CategoricalField:
 
     def fit_encode(self, values, n_samples):
         """Learn the vocabulary of ``values``; return their codes."""
-        codes, uniques = _factorize(values, sort=True)
-        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        codes, uniques, counts = _factorize_counts(values, sort=True)
         remap = self.fit_counts(uniques, counts, n_samples)
         if remap is None:
             return np.full(len(codes), MISSING_INDEX, dtype=np.int64)

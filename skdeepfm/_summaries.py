@@ -25,6 +25,7 @@ from ._fields import (
     _as_float,
     _check_finite,
     _factorize,
+    _factorize_counts,
     column_name,
     flatten_cells,
     plain_values,
@@ -70,8 +71,7 @@ def _distinct_counts(kind, column, name):
         return np.unique(floats[~np.isnan(floats)], return_counts=True)
     if kind == MULTIVALUE:
         raw, _ = flatten_cells(raw)
-    codes, uniques = _factorize(raw, sort=False)
-    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    _, uniques, counts = _factorize_counts(raw, sort=False)
     return np.asarray(uniques, dtype=object if uniques.dtype.kind == "O" else None), counts
 
 
