@@ -264,23 +264,23 @@ def _predict_part(model, method, X):
     return getattr(model, method)(X)
 
 
-class _Unavailable:
+class _LocalOnly:
     """A method of the local estimators that the Dask ones do not have.
 
-    Reading it raises ``AttributeError`` (``hasattr`` is False) with
-    ``advice``, in which ``{local}`` is the local class's name.
+    Reading it raises ``AttributeError`` (``hasattr`` is False) that points
+    to ``to_local()``.
     """
-
-    def __init__(self, advice):
-        self.advice = advice
 
     def __set_name__(self, owner, name):
         self.name = name
 
     def __get__(self, instance, owner=None):
         owner = owner if instance is None else type(instance)
-        local = owner._local_class.__name__ if hasattr(owner, "_local_class") else "local estimator"
-        raise AttributeError(f"{owner.__name__} has no {self.name}; {self.advice.format(local=local)}.")
+        local = getattr(owner, "_local_class", None)
+        raise AttributeError(
+            f"{owner.__name__} has no {self.name}; use to_local() for a "
+            f"{local.__name__ if local else 'local estimator'} that has one."
+        )
 
 
 class _DaskMixin:
@@ -444,7 +444,7 @@ class _DaskMixin:
     # Not supported: hasattr(estimator, "partial_fit") is False, as for a
     # scikit-learn method that is not available, so that tools which feed
     # partitions to partial_fit (dask-ml's Incremental) refuse it up front.
-    partial_fit = _Unavailable("use to_local() for a {local} that has one")
+    partial_fit = _LocalOnly()
 
     def to_local(self):
         """The fitted model as a plain estimator of the local class, with identical predictions.
