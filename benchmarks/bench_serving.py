@@ -17,9 +17,9 @@ One-row latency: median and 99th percentile over ``--latency-calls`` calls,
 each on another row (a prebuilt one-row DataFrame, or one row of codes).
 Bulk: rows/s over the scoring rows in one call (the peers in batches of
 1,024 and of 8,192, the faster kept; onnxruntime in one run and in runs of
-1,024 rows of one feed), best of five, the
-peers and onnxruntime one after the other. ``predict_proba`` one row is also
-timed on a model of the estimator's default shape.
+1,024 rows of one feed), best of five, the peers and onnxruntime one after the
+other. ``predict_proba`` one row is also timed on a model of the estimator's
+default shape.
 
 Data: frappe (``--data-dir``; trained on the validation file, scored on the
 test file) and ``--rows`` rows of 26 generated string fields (``make_fields``
@@ -57,6 +57,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skdeepfm
 from skdeepfm import DeepFMClassifier
+from skdeepfm._onnx_encoder import LENGTHS_SUFFIX
 
 SHAPE = {"embedding_dim": 10, "hidden_layer_sizes": (400, 400, 400), "dropout": 0.2}
 
@@ -89,21 +90,25 @@ def _seconds(fn):
 
 #: Rows per onnxruntime call in the sliced bulk figure.
 ORT_RUN_ROWS = 1024
+SLICED = f"ORT bulk rows/s, runs of {ORT_RUN_ROWS} rows (feed included)"
 #: The peers' bulk batch sizes: each peer's figure is its faster one.
 PEER_BATCHES = (ORT_RUN_ROWS, 8192)
 
 
-def _rows_of_feed(inputs, start, stop):
-    """Rows ``start:stop`` of a feed (a list field's values by its lengths)."""
-    out = {}
-    for name, values in inputs.items():
-        lengths = inputs.get(f"{name}.lengths")
-        if lengths is None or name.endswith(".lengths"):
-            out[name] = values[start:stop]
-        else:
-            offsets = np.concatenate([[0], np.cumsum(lengths)])
-            out[name] = values[offsets[start] : offsets[min(stop, len(lengths))]]
-    return out
+def _feed_slices(inputs, n_rows, size):
+    """The feed of ``n_rows`` rows in feeds of ``size`` rows (a list field's values by its lengths)."""
+    # Where each row's values start, for the list fields' value inputs.
+    starts = {
+        name: np.concatenate([[0], np.cumsum(inputs[name + LENGTHS_SUFFIX])])
+        for name in inputs
+        if name + LENGTHS_SUFFIX in inputs
+    }
+    for start in range(0, n_rows, size):
+        stop = min(start + size, n_rows)
+        yield {
+            name: values[starts[name][start] : starts[name][stop]] if name in starts else values[start:stop]
+            for name, values in inputs.items()
+        }
 
 
 def torchfm_model(field_dims):
@@ -194,11 +199,10 @@ def measure(name, X_train, y_train, X_test, n_calls):
     def ort_runs():
         # One feed, run in slices of ORT_RUN_ROWS rows: the dense layers'
         # activations of a slice stay in the CPU's caches.
-        inputs = skdeepfm.onnx_inputs(clf, X_test)
-        for start in range(0, len(X_test), ORT_RUN_ROWS):
-            session.run(None, _rows_of_feed(inputs, start, start + ORT_RUN_ROWS))
+        for part in _feed_slices(skdeepfm.onnx_inputs(clf, X_test), len(X_test), ORT_RUN_ROWS):
+            session.run(None, part)
 
-    out[f"ORT bulk rows/s, runs of {ORT_RUN_ROWS} rows (feed included)"] = bulk(ort_runs, len(X_test))
+    out[SLICED] = bulk(ort_runs, len(X_test))
     out["predict_proba bulk rows/s"] = bulk(lambda: clf.predict_proba(X_test), len(X_test))
     return out, clf
 
@@ -224,9 +228,6 @@ def cli_memory(clf, n_rows, vocab, folder):
     seconds, peak_kib = result.stdout.split()[-2:]
     data.unlink()
     return float(seconds), int(peak_kib) / 1024
-
-
-SLICED = f"ORT bulk rows/s, runs of {ORT_RUN_ROWS} rows (feed included)"
 
 
 def _fmt(value):
