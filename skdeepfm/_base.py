@@ -21,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from tqdm.auto import tqdm
 
+from ._averaging import average_weights, averages_refit, refresh_statistics
 from ._calibration import fit_logit_calibration
 from ._encoder import FieldEncoder
 from ._few_rows import few_rows_encoding
@@ -317,8 +318,9 @@ class BaseDeepFM(BaseEstimator):
         ``selected`` is the network early stopping kept, ``selection`` its
         history. The new network starts from the same weights, trains for
         the best epoch's number of epochs, its learning rate decayed after
-        the same epochs, and takes ``selected``'s calibration (its rows are
-        all trained on now). Returns ``(network, history)``: the new ones, the
+        the same epochs, is averaged with ``selected`` when that trained
+        briefly (:mod:`._averaging`), and takes ``selected``'s calibration
+        (its rows are all trained on now). Returns ``(network, history)``: the new ones, the
         history holding ``selection``'s validation scores; ``selected`` and
         ``selection`` if the refit was interrupted. The history has the new
         network's ``n_iter`` and the selection run's curves.
@@ -335,6 +337,9 @@ class BaseDeepFM(BaseEstimator):
                 UserWarning,
             )
             return selected, selection
+        if averages_refit(selection):
+            average_weights(network, selected)
+            refresh_statistics(network, rows[0], device, seed)
         network.set_logit_calibration(selected.logit_scale.clone(), selected.logit_shift.clone())
         history.keep_curves_of(selection)
         return network, history

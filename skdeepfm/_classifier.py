@@ -113,7 +113,10 @@ class DeepFMClassifier(ClassifierMixin, BaseDeepFM):
         of epochs, train the network again from its first weights on all
         rows, held-out ones included, for that many epochs (the learning
         rate decayed after the same epochs) and keep it; the calibration
-        stays the one fitted on the held-out rows. More rows to learn from
+        stays the one fitted on the held-out rows. When early stopping
+        kept at most 4 epochs, the two networks (both short runs from the
+        same weights) are averaged: the kept weights are their mean, its
+        BatchNorm statistics computed again. More rows to learn from
         for up to twice the fit time. ``n_iter_`` is then the kept network's
         epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
         A ``warm_start`` fit that continues a fitted model does not refit,

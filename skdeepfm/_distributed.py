@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ._averaging import refresh_statistics
 from ._batch_norm import REFRESH_ROWS, batch_norm_layers, refresh_batch_norm
 from ._optim import RowPlan
 from ._training import (
@@ -276,6 +277,16 @@ def _agree_batch_norm(network, group, n_rows):
             layer.running_mean.copy_(mean)
             layer.running_var.copy_((second - mean.square()).clamp_min(0))
             start += 2 * size
+
+
+def agree_statistics(network, data, group, seed):
+    """Recompute ``network``'s BatchNorm statistics on every rank's ``data`` and agree on them.
+
+    For weights that changed outside training (the refit's average); each
+    rank reads its own rows, drawn from ``seed`` and its rank.
+    """
+    n_read = refresh_statistics(network, data, torch.device("cpu"), seed + 7919 * group.rank)
+    _agree_batch_norm(network, group, n_read)
 
 
 def weights_digest(network):

@@ -29,10 +29,11 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._averaging import average_weights, averages_refit
 from ._base import AUTO_EARLY_STOPPING_MIN_SAMPLES
 from ._calibration import fit_logit_calibration
 from ._classifier import DeepFMClassifier
-from ._distributed import GlooGroup, train_rank, weights_digest
+from ._distributed import GlooGroup, agree_statistics, train_rank, weights_digest
 from ._fields import validate_fields
 from ._hashing import check_hash_parameters
 from ._regressor import DeepFMRegressor
@@ -204,7 +205,7 @@ def _train_here(block, skeleton, network, configs, class_weights, settings):
             scorer=skeleton._validation_score,
         )
         if refit_config is not None and validation is not None:
-            network, history = _refit_rank(first_weights, all_rows, refit_config, history, group)
+            network, history = _refit_rank(first_weights, all_rows, refit_config, network, history, group)
     except RuntimeError as exc:
         if any(sign in str(exc) for sign in ("closed by peer", "Timed out", "timed out", "Connection reset")):
             raise PeerLostError(f"Rank {rank} stopped: another rank left the training ({exc}).") from exc
@@ -220,13 +221,17 @@ def _train_here(block, skeleton, network, configs, class_weights, settings):
     return digest, code_counts, (network, history, gathered)
 
 
-def _refit_rank(network, rows, config, selection, group):
+def _refit_rank(network, rows, config, selected, selection, group):
     """The refit (``refit=True``) of a rank: ``network``, the first weights, trained on all its rows.
 
-    For the epochs and decays of the ``selection`` run, as a local fit's
+    For the epochs and decays of the ``selection`` run, and averaged with
+    ``selected`` (the network it kept) after a short run, as a local fit's
     refit; the history keeps the selection run's curves.
     """
     history, _ = train_rank(network, *rows, selection.refit_config(config), group=group)
+    if averages_refit(selection):
+        average_weights(network, selected)
+        agree_statistics(network, rows[0], group, config.seed)
     history.keep_curves_of(selection)
     return network, history
 

@@ -36,3 +36,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def batch_norm_inputs(model, X):
+    """What a fitted model's first BatchNorm layer receives for the rows of ``X`` (dropout off)."""
+    from skdeepfm._fields import validate_fields
+    from skdeepfm._training import DeviceRows
+
+    network = model.network_
+    encoded = model.encoder_._encode_columns(validate_fields(model.encoder_, X, reset=False))
+    rows = DeviceRows(encoded, torch.device("cpu"))
+    with torch.no_grad():
+        vectors = network.field_vectors(*rows.gather(torch.arange(len(rows))))
+        return network.dnn[0](vectors.flatten(1))

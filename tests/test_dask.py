@@ -7,12 +7,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 
+import skdeepfm._averaging as averaging
 from skdeepfm import DeepFMClassifier, DeepFMRegressor, FieldEncoder
+from skdeepfm._batch_norm import batch_norm_layers
 from skdeepfm.datasets import make_ad_clicks
+
+from .conftest import batch_norm_inputs
 
 dask = pytest.importorskip("dask", reason="the Dask estimators need the 'dask' extra")
 distributed = pytest.importorskip("distributed", reason="the Dask estimators need the 'dask' extra")
@@ -148,6 +153,38 @@ def test_dask_predictions_equal_to_local(client, fitted):
     np.testing.assert_array_equal(proba.compute(), local.predict_proba(X))
     np.testing.assert_array_equal(model.predict(Xd).compute(), local.predict(X))
     np.testing.assert_array_equal(model.decision_function(Xd).compute(), local.decision_function(X))
+
+
+def _set_average_max_epochs(client, value):
+    """Set the refit's averaging bound on every worker (training runs there)."""
+    client.run(exec, f"import skdeepfm._averaging as module; module.AVERAGE_MAX_EPOCHS = {value}")
+
+
+def test_a_short_refit_is_the_mean_of_the_ranks_two_networks(client):
+    X, y = _data(3000)
+    w = _workers(client)
+    Xd, yd = _placed(client, X, [1500], w), _placed(client, y, [1500], w)
+    params = dict(embedding_dim=4, hidden_layer_sizes=(16,), early_stopping=True, max_iter=3)
+    params.update(batch_size=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        chosen = DaskDeepFMClassifier(**params, refit=False).fit(Xd, yd)
+        averaged = DaskDeepFMClassifier(**params).fit(Xd, yd)
+        _set_average_max_epochs(client, 0)
+        try:
+            refit_alone = DaskDeepFMClassifier(**params).fit(Xd, yd)
+        finally:
+            _set_average_max_epochs(client, averaging.AVERAGE_MAX_EPOCHS)
+    assert averaged.n_iter_ == refit_alone.n_iter_ <= 3
+    mine, theirs = dict(chosen.network_.named_parameters()), dict(refit_alone.network_.named_parameters())
+    for name, param in averaged.network_.named_parameters():
+        torch.testing.assert_close(param, (mine[name] + theirs[name]) / 2, rtol=0, atol=1e-6)
+    # The ranks agreed on the statistics of the averaged weights over all their rows.
+    inputs = batch_norm_inputs(averaged, X)
+    layer = batch_norm_layers(averaged.network_)[0]
+    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=2e-3, atol=1e-8)
+    assert not torch.allclose(layer.running_var, batch_norm_layers(refit_alone.network_)[0].running_var)
 
 
 def test_pickles_without_client_and_clones(client, fitted):
