@@ -1,17 +1,22 @@
-"""The refit's weight average: the refit network and the selection network, when both trained briefly.
+"""The refit's weight averages: with the selection network after a short run, else over its last epochs.
 
 ``refit=True`` leaves two networks that start from the same first weights:
 the one early stopping kept (trained on all rows but the held-out ones) and
 the refit (trained on all rows, for as many epochs). When early stopping
-kept few epochs, the two are still close, and the mean of their weights
-predicts better than either (measured in ``benchmarks/RESULTS.md``,
-"the refit's weight average"): two noisy estimates from a short run,
-averaged. After longer runs the two drift apart, and the mean loses to the
-refit alone, so only short runs are averaged. The mean's BatchNorm running
-statistics are computed again, as after any training.
+kept few epochs (at most :data:`AVERAGE_MAX_EPOCHS`), the two are still
+close, and the mean of their weights predicts better than either: two noisy
+estimates from a short run, averaged. After longer runs the two drift apart
+and their mean loses to the refit alone; there the refit ends with the mean
+of its own weights at the end of its last half of epochs (tail averaging,
+as in stochastic weight averaging), the learning rate decayed by then.
+Both are measured in ``benchmarks/RESULTS.md`` ("the refit's weight
+average"). The BatchNorm running statistics of a mean are computed again,
+as after any training.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -29,6 +34,24 @@ def averages_refit(selection):
     """Whether the refit of the ``selection`` run (a TrainingHistory) is averaged with its network."""
     best_epoch = selection.best_epoch
     return best_epoch is not None and best_epoch <= AVERAGE_MAX_EPOCHS
+
+
+def tail_epochs(selection):
+    """Epochs at the end of the refit of the ``selection`` run whose weights it averages (0: none).
+
+    Half of the refit's epochs (rounded down) when the selection kept more
+    than :data:`AVERAGE_MAX_EPOCHS`; none after a short run, which is
+    averaged with the selection network instead.
+    """
+    best_epoch = selection.best_epoch
+    if best_epoch is None or best_epoch <= AVERAGE_MAX_EPOCHS:
+        return 0
+    return best_epoch // 2
+
+
+def refit_run_config(selection, config):
+    """``config`` for the refit of the ``selection`` run: its epochs, decays and tail average."""
+    return replace(selection.refit_config(config), average_last=tail_epochs(selection))
 
 
 @torch.no_grad()

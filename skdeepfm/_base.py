@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from tqdm.auto import tqdm
 
-from ._averaging import average_weights, averages_refit, refresh_statistics
+from ._averaging import average_weights, averages_refit, refit_run_config, refresh_statistics
 from ._calibration import fit_logit_calibration
 from ._encoder import FieldEncoder
 from ._few_rows import few_rows_encoding
@@ -319,13 +319,14 @@ class BaseDeepFM(BaseEstimator):
         history. The new network starts from the same weights, trains for
         the best epoch's number of epochs, its learning rate decayed after
         the same epochs, is averaged with ``selected`` when that trained
-        briefly (:mod:`._averaging`), and takes ``selected``'s calibration
+        briefly and over its own last epochs otherwise (:mod:`._averaging`),
+        and takes ``selected``'s calibration
         (its rows are all trained on now). Returns ``(network, history)``: the new ones, the
         history holding ``selection``'s validation scores; ``selected`` and
         ``selection`` if the refit was interrupted. The history has the new
         network's ``n_iter`` and the selection run's curves.
         """
-        config = selection.refit_config(self._training_config(len(rows[0]), False, seed))
+        config = refit_run_config(selection, self._training_config(len(rows[0]), False, seed))
         if self.verbose:
             tqdm.write(f"Refit on all {len(rows[0])} rows for {config.max_iter} epoch(s)")
         network = self._start_network(encoder, hidden, target_state, seed, *rows[1:])

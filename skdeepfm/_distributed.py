@@ -43,6 +43,7 @@ from ._training import (
     seeded_generator,
     sparse_forward,
 )
+from ._weight_mean import TailMean
 
 
 class GlooGroup:
@@ -279,7 +280,7 @@ def _agree_batch_norm(network, group, n_rows):
             start += 2 * size
 
 
-def agree_statistics(network, data, group, seed):
+def agree_refreshed_statistics(network, data, group, seed):
     """Recompute ``network``'s BatchNorm statistics on every rank's ``data`` and agree on them.
 
     For weights that changed outside training (the refit's average); each
@@ -372,6 +373,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
     history = TrainingHistory()
     best_state = None
     no_improvement = 0
+    tail = TailMean(network, config.max_iter, config.average_last if config.schedule is not None else 0)
     for epoch in range(1, config.max_iter + 1):
         network.train()
         order = (
@@ -400,6 +402,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
             total += float(loss.detach()) * float(global_size)
         epoch_loss = float(group.sum([total])[0]) / n_total
         record_loss(history, epoch, epoch_loss)
+        tail.add(epoch)
         if validation is not None:
             agree_statistics(order)
         network.eval()
@@ -413,6 +416,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
         if stop:
             break
     optimizer.zero_grad()
+    tail.apply()
     if best_state is not None:
         network.load_state_dict(best_state)
     else:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ._batch_norm import REFRESH_CHUNK, REFRESH_ROWS, refresh_batch_norm
 from ._cuda_graph import GraphedSteps
 from ._optim import DeepFMOptimizer, mark_changed, plan_rows, use_dense_tables
+from ._weight_mean import TailMean
 
 #: Rows per forward pass at prediction time. Fixed, so that a row's score
 #: never depends on how a caller batches its rows.
@@ -129,6 +130,9 @@ class TrainingConfig:
     #: learning rate decays after that epoch; training runs every epoch, with
     #: no stopping. None: epochs and decays follow the scores.
     schedule: tuple | None = None
+    #: With a schedule: the run ends with the mean of its weights at the end
+    #: of this many last epochs (0 or 1: the last weights).
+    average_last: int = 0
 
 
 @dataclass
@@ -422,6 +426,7 @@ def train(
         )
 
     graphed = graph_steps()
+    tail = TailMean(network, config.max_iter, config.average_last if config.schedule is not None else 0)
 
     try:
         for epoch in range(1, config.max_iter + 1):
@@ -453,6 +458,7 @@ def train(
                 mark_changed(network.parameters())
             epoch_loss = float(total) / n_samples
             record_loss(history, epoch, epoch_loss)
+            tail.add(epoch)
             if validation is not None:
                 # Scored, and maybe kept, as prediction computes: with the
                 # BatchNorm statistics of these weights, dropout off.
@@ -496,6 +502,8 @@ def train(
         graphed.close()
         optimizer.zero_grad()
 
+    if not history.interrupted:
+        tail.apply()
     if best_state is not None:
         network.load_state_dict(best_state)
     elif history.n_iter:

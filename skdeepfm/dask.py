@@ -29,11 +29,11 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._averaging import average_weights, averages_refit
+from ._averaging import average_weights, averages_refit, refit_run_config
 from ._base import AUTO_EARLY_STOPPING_MIN_SAMPLES
 from ._calibration import fit_logit_calibration
 from ._classifier import DeepFMClassifier
-from ._distributed import GlooGroup, agree_statistics, train_rank, weights_digest
+from ._distributed import GlooGroup, agree_refreshed_statistics, train_rank, weights_digest
 from ._fields import validate_fields
 from ._hashing import check_hash_parameters
 from ._regressor import DeepFMRegressor
@@ -228,10 +228,10 @@ def _refit_rank(network, rows, config, selected, selection, group):
     ``selected`` (the network it kept) after a short run, as a local fit's
     refit; the history keeps the selection run's curves.
     """
-    history, _ = train_rank(network, *rows, selection.refit_config(config), group=group)
+    history, _ = train_rank(network, *rows, refit_run_config(selection, config), group=group)
     if averages_refit(selection):
         average_weights(network, selected)
-        agree_statistics(network, rows[0], group, config.seed)
+        agree_refreshed_statistics(network, rows[0], group, config.seed)
     history.keep_curves_of(selection)
     return network, history
 

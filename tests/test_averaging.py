@@ -6,9 +6,10 @@ import torch
 
 import skdeepfm._averaging as averaging
 from skdeepfm import DeepFMClassifier, DeepFMNetwork, DeepFMRegressor
-from skdeepfm._averaging import average_weights, averages_refit
+from skdeepfm._averaging import average_weights, averages_refit, tail_epochs
 from skdeepfm._batch_norm import batch_norm_layers
 from skdeepfm._training import TrainingHistory
+from skdeepfm._weight_mean import TailMean
 from skdeepfm.datasets import make_ad_clicks
 
 from .conftest import batch_norm_inputs
@@ -86,3 +87,64 @@ def test_a_short_refit_is_the_mean_of_the_two_networks_with_fresh_statistics(est
     np.testing.assert_array_equal(again.predict(X), refit_alone.predict(X))
     again = estimator(**SHORT).fit(X, y)
     np.testing.assert_array_equal(again.predict(X), averaged.predict(X))
+
+
+def test_tail_mean_is_the_mean_of_the_last_epochs_weights():
+    net = _network(0)
+    tail = TailMean(net, max_iter=5, n_epochs=3)
+    for epoch in range(1, 6):
+        with torch.no_grad():
+            for param in net.parameters():
+                param.fill_(float(epoch))
+        tail.add(epoch)
+    assert tail.apply()
+    for param in net.parameters():
+        torch.testing.assert_close(param, torch.full_like(param, 4.0))  # epochs 3, 4 and 5
+    kept = _network(1)
+    before = [p.clone() for p in kept.parameters()]
+    for n_epochs in (0, 1):
+        last_only = TailMean(kept, max_iter=5, n_epochs=n_epochs)
+        for epoch in range(1, 6):
+            last_only.add(epoch)
+        assert not last_only.apply()
+    for param, old in zip(kept.parameters(), before, strict=True):
+        torch.testing.assert_close(param, old, rtol=0, atol=0)
+
+
+def test_a_long_refit_ends_with_the_mean_of_its_last_half_of_epochs(monkeypatch):
+    X, y = make_ad_clicks(3000, random_state=0)
+    snapshots = []
+    original = TailMean.add
+
+    def recording(self, epoch):
+        snapshots.append([p.detach().clone() for p in self.network.parameters()])
+        original(self, epoch)
+
+    monkeypatch.setattr(TailMean, "add", recording)
+    # As in test_classifier's refit test: early stopping keeps epoch 11 of 14.
+    params = dict(SHORT, max_iter=30, n_iter_no_change=3, learning_rate_decay=0.5, batch_size=270)
+    clf = DeepFMClassifier(**params).fit(X, y)
+    best = int(np.argmax(clf.validation_scores_)) + 1
+    assert clf.n_iter_ == best > averaging.AVERAGE_MAX_EPOCHS
+    refit_epochs = snapshots[-best:]  # the refit records each of its epochs last
+    expected = [torch.stack(weights).mean(0) for weights in zip(*refit_epochs[-(best // 2) :], strict=True)]
+    for param, mean in zip(clf.network_.parameters(), expected, strict=True):
+        torch.testing.assert_close(param, mean, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(clf.network_.embedding.weight, refit_epochs[-1][1])
+    inputs = batch_norm_inputs(clf, X)
+    layer = batch_norm_layers(clf.network_)[0]
+    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=1e-4, atol=1e-8)
+
+
+def test_tail_epochs_are_half_of_a_long_refit():
+    def kept(best_epoch, n_epochs):
+        scores = [0.0] * n_epochs
+        scores[best_epoch - 1] = 1.0
+        return TrainingHistory(validation_scores=scores)
+
+    bound = averaging.AVERAGE_MAX_EPOCHS
+    assert tail_epochs(kept(bound, 9)) == 0  # averaged with the selection network instead
+    assert tail_epochs(kept(bound + 1, 9)) == (bound + 1) // 2
+    assert tail_epochs(kept(13, 15)) == 6
+    assert tail_epochs(TrainingHistory()) == 0
