@@ -7,7 +7,7 @@ kept few epochs (at most :data:`AVERAGE_MAX_EPOCHS`), the two are still
 close, and the mean of their weights predicts better than either: two noisy
 estimates from a short run, averaged. After longer runs the two drift apart
 and their mean loses to the refit alone; there the refit ends with the mean
-of its own weights at the end of its last half of epochs (tail averaging,
+of its own weights at the end of its last half of epochs (at most six; tail averaging,
 as in stochastic weight averaging), the learning rate decayed by then.
 Both are measured in ``benchmarks/RESULTS.md`` ("the refit's weight
 average"). The BatchNorm running statistics of a mean are computed again,
@@ -29,6 +29,11 @@ from ._training import DeviceRows, _refresh_batches
 #: averaged with the selection network.
 AVERAGE_MAX_EPOCHS = 4
 
+#: Most epochs at the end of a longer refit whose weights it averages: half
+#: of its epochs, at most this many (the long runs of FM-only models lost
+#: with more).
+TAIL_MAX_EPOCHS = 6
+
 
 def averages_refit(selection):
     """Whether the refit of the ``selection`` run (a TrainingHistory) is averaged with its network."""
@@ -39,14 +44,15 @@ def averages_refit(selection):
 def tail_epochs(selection):
     """Epochs at the end of the refit of the ``selection`` run whose weights it averages (0: none).
 
-    Half of the refit's epochs (rounded down) when the selection kept more
-    than :data:`AVERAGE_MAX_EPOCHS`; none after a short run, which is
-    averaged with the selection network instead.
+    Half of the refit's epochs (rounded down), at most
+    :data:`TAIL_MAX_EPOCHS`, when the selection kept more than
+    :data:`AVERAGE_MAX_EPOCHS`; none after a short run, which is averaged
+    with the selection network instead.
     """
     best_epoch = selection.best_epoch
     if best_epoch is None or best_epoch <= AVERAGE_MAX_EPOCHS:
         return 0
-    return best_epoch // 2
+    return min(best_epoch // 2, TAIL_MAX_EPOCHS)
 
 
 def refit_run_config(selection, config):

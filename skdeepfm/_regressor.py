@@ -90,8 +90,10 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         rows, held-out ones included, for that many epochs (the learning
         rate decayed after the same epochs) and keep it. When early stopping
         kept at most 4 epochs, the two networks (both short runs from the
-        same weights) are averaged: the kept weights are their mean, its
-        BatchNorm statistics computed again. More rows to learn from
+        same weights) are averaged: the kept weights are their mean; after
+        a longer run, the refit's weights are averaged over its last half
+        of epochs (at most 6). A mean's BatchNorm statistics are computed again. More
+        rows to learn from
         for up to twice the fit time. ``n_iter_`` is then the kept network's
         epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
         A ``warm_start`` fit that continues a fitted model does not refit,

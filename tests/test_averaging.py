@@ -147,4 +147,5 @@ def test_tail_epochs_are_half_of_a_long_refit():
     assert tail_epochs(kept(bound, 9)) == 0  # averaged with the selection network instead
     assert tail_epochs(kept(bound + 1, 9)) == (bound + 1) // 2
     assert tail_epochs(kept(13, 15)) == 6
+    assert tail_epochs(kept(40, 42)) == averaging.TAIL_MAX_EPOCHS == 6
     assert tail_epochs(TrainingHistory()) == 0

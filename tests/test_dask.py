@@ -187,6 +187,54 @@ def test_a_short_refit_is_the_mean_of_the_ranks_two_networks(client):
     assert not torch.allclose(layer.running_var, batch_norm_layers(refit_alone.network_)[0].running_var)
 
 
+# Run on the workers: TailMean.add also saves the weights at the end of each epoch to a file.
+_RECORD_TAIL = """
+from skdeepfm._weight_mean import TailMean
+if not hasattr(TailMean, "unrecorded_add"):
+    TailMean.unrecorded_add = TailMean.add
+def add(self, epoch, _folder={folder!r}):
+    import os, torch
+    weights = [p.detach().clone() for p in self.network.parameters()]
+    torch.save(weights, os.path.join(_folder, f"{{os.getpid()}}-{{self.network_id}}-{{epoch}}.pt"))
+    self.unrecorded_add(epoch)
+TailMean.add = add
+TailMean.network_id = property(lambda self: id(self.network))
+"""
+
+
+def test_a_long_refit_ends_with_the_mean_of_its_last_epochs_on_every_rank(client, tmp_path):
+    X, y = _data(3000)
+    w = _workers(client)
+    Xd, yd = _placed(client, X, [1500], w), _placed(client, y, [1500], w)
+    params = dict(embedding_dim=4, hidden_layer_sizes=(16,), early_stopping=True, max_iter=30)
+    params.update(n_iter_no_change=3, learning_rate_decay=0.5, batch_size=270, random_state=0)
+    client.run(exec, _RECORD_TAIL.format(folder=str(tmp_path)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = DaskDeepFMClassifier(**params).fit(Xd, yd)
+    finally:
+        client.run(exec, "from skdeepfm._weight_mean import TailMean; TailMean.add = TailMean.unrecorded_add")
+    best = int(np.argmax(model.validation_scores_)) + 1
+    assert model.n_iter_ == best > averaging.AVERAGE_MAX_EPOCHS
+    # Each rank's refit network recorded its epochs 1..best (its selection run more).
+    runs = {}
+    for path in tmp_path.glob("*.pt"):
+        pid, network, epoch = path.stem.split("-")
+        runs.setdefault((pid, network), {})[int(epoch)] = torch.load(path)
+    refits = [epochs for epochs in runs.values() if len(epochs) == best]
+    assert len(refits) == 2  # one per rank
+    for epochs in refits:
+        last = [epochs[e] for e in range(best - best // 2 + 1, best + 1)]
+        expected = [torch.stack(weights).mean(0) for weights in zip(*last, strict=True)]
+        for param, mean in zip(model.network_.parameters(), expected, strict=True):
+            torch.testing.assert_close(param, mean, rtol=1e-5, atol=1e-6)
+    inputs = batch_norm_inputs(model, X)
+    layer = batch_norm_layers(model.network_)[0]
+    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=2e-3, atol=1e-8)
+
+
 def test_pickles_without_client_and_clones(client, fitted):
     model = fitted[0]
     model.client = client
