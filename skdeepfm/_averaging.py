@@ -7,8 +7,9 @@ kept few epochs (at most :data:`AVERAGE_MAX_EPOCHS`), the two are still
 close, and the mean of their weights predicts better than either: two noisy
 estimates from a short run, averaged. After longer runs the two drift apart
 and their mean loses to the refit alone; there the refit ends with the mean
-of its own weights at the end of its last half of epochs (at most six; tail averaging,
-as in stochastic weight averaging), the learning rate decayed by then.
+of its own weights at the end of its last half of epochs, at most
+:data:`TAIL_MAX_EPOCHS` (tail averaging, as in stochastic weight
+averaging), the learning rate decayed by then.
 Both are measured in ``benchmarks/RESULTS.md`` ("the refit's weight
 average"). The BatchNorm running statistics of a mean are computed again,
 as after any training.
@@ -49,10 +50,9 @@ def tail_epochs(selection):
     :data:`AVERAGE_MAX_EPOCHS`; none after a short run, which is averaged
     with the selection network instead.
     """
-    best_epoch = selection.best_epoch
-    if best_epoch is None or best_epoch <= AVERAGE_MAX_EPOCHS:
+    if selection.best_epoch is None or averages_refit(selection):
         return 0
-    return min(best_epoch // 2, TAIL_MAX_EPOCHS)
+    return min(selection.best_epoch // 2, TAIL_MAX_EPOCHS)
 
 
 def refit_run_config(selection, config):

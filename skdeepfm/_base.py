@@ -320,9 +320,9 @@ class BaseDeepFM(BaseEstimator):
         the best epoch's number of epochs, its learning rate decayed after
         the same epochs, is averaged with ``selected`` when that trained
         briefly and over its own last epochs otherwise (:mod:`._averaging`),
-        and takes ``selected``'s calibration
-        (its rows are all trained on now). Returns ``(network, history)``: the new ones, the
-        history holding ``selection``'s validation scores; ``selected`` and
+        and takes ``selected``'s calibration (its rows are all trained on
+        now). Returns ``(network, history)``: the new ones, the history
+        holding ``selection``'s validation scores; ``selected`` and
         ``selection`` if the refit was interrupted. The history has the new
         network's ``n_iter`` and the selection run's curves.
         """

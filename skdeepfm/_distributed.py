@@ -373,7 +373,7 @@ def train_rank(network, data, y, sample_weight, config, *, group, validation=Non
     history = TrainingHistory()
     best_state = None
     no_improvement = 0
-    tail = TailMean(network, config.max_iter, config.average_last if config.schedule is not None else 0)
+    tail = TailMean.of_run(network, config)
     for epoch in range(1, config.max_iter + 1):
         network.train()
         order = (

@@ -92,9 +92,8 @@ class DeepFMRegressor(RegressorMixin, BaseDeepFM):
         kept at most 4 epochs, the two networks (both short runs from the
         same weights) are averaged: the kept weights are their mean; after
         a longer run, the refit's weights are averaged over its last half
-        of epochs (at most 6). A mean's BatchNorm statistics are computed again. More
-        rows to learn from
-        for up to twice the fit time. ``n_iter_`` is then the kept network's
+        of epochs (at most 6). A mean's BatchNorm statistics are computed
+        again. More rows to learn from for up to twice the fit time. ``n_iter_`` is then the kept network's
         epochs, ``loss_curve_`` and ``validation_scores_`` the first run's.
         A ``warm_start`` fit that continues a fitted model does not refit,
         and holds out rows that the refitted network has trained on: set

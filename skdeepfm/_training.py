@@ -426,7 +426,7 @@ def train(
         )
 
     graphed = graph_steps()
-    tail = TailMean(network, config.max_iter, config.average_last if config.schedule is not None else 0)
+    tail = TailMean.of_run(network, config)
 
     try:
         for epoch in range(1, config.max_iter + 1):

@@ -25,6 +25,16 @@ class TailMean:
         self.mean = None
         self.count = 0
 
+    @classmethod
+    def of_run(cls, network, config):
+        """The tail mean of a training run with ``config`` (a TrainingConfig).
+
+        Only a fixed run (with a ``schedule``) trains every epoch up to
+        ``max_iter``, so only its ``average_last`` epochs are averaged.
+        """
+        n_epochs = config.average_last if config.schedule is not None else 0
+        return cls(network, config.max_iter, n_epochs)
+
     @torch.no_grad()
     def add(self, epoch):
         """Take the weights at the end of ``epoch`` (from 1) into the mean, if it is one of the last."""

@@ -49,3 +49,27 @@ def batch_norm_inputs(model, X):
     with torch.no_grad():
         vectors = network.field_vectors(*rows.gather(torch.arange(len(rows))))
         return network.dnn[0](vectors.flatten(1))
+
+
+def assert_mean_of_two(model, first, second):
+    """Each parameter of ``model``'s network is the mean of ``first``'s and ``second``'s."""
+    mine, theirs = dict(first.network_.named_parameters()), dict(second.network_.named_parameters())
+    for name, param in model.network_.named_parameters():
+        torch.testing.assert_close(param, (mine[name] + theirs[name]) / 2, rtol=0, atol=1e-6)
+
+
+def assert_mean_of_epochs(model, epochs):
+    """Each parameter of ``model``'s network is the mean of its values in ``epochs`` (lists of tensors)."""
+    expected = [torch.stack(weights).mean(0) for weights in zip(*epochs, strict=True)]
+    for param, mean in zip(model.network_.parameters(), expected, strict=True):
+        torch.testing.assert_close(param, mean, rtol=1e-5, atol=1e-6)
+
+
+def assert_statistics_of_all_rows(model, X, var_rtol=1e-4):
+    """The first BatchNorm layer's statistics are those of its inputs over every row of ``X``."""
+    from skdeepfm._batch_norm import batch_norm_layers
+
+    inputs = batch_norm_inputs(model, X)
+    layer = batch_norm_layers(model.network_)[0]
+    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=var_rtol, atol=1e-8)

@@ -1,4 +1,4 @@
-"""The refit's weight average: a short refit is averaged with the network early stopping kept."""
+"""The refit's weight averages: with the kept network after a short run, else over its last epochs."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from skdeepfm._training import TrainingHistory
 from skdeepfm._weight_mean import TailMean
 from skdeepfm.datasets import make_ad_clicks
 
-from .conftest import batch_norm_inputs
+from .conftest import assert_mean_of_epochs, assert_mean_of_two, assert_statistics_of_all_rows
 
 # max_iter=3: early stopping keeps at most 3 epochs, a short run.
 SHORT = dict(
@@ -47,12 +47,14 @@ def test_average_weights_sets_each_parameter_to_the_mean_and_keeps_the_buffers()
     assert torch.all(batch_norm_layers(first)[0].running_var == 3.0)
 
 
-def test_only_runs_that_kept_few_epochs_are_averaged():
-    def kept(best_epoch, n_epochs):
-        scores = [0.0] * n_epochs
-        scores[best_epoch - 1] = 1.0
-        return TrainingHistory(validation_scores=scores)
+def kept(best_epoch, n_epochs):
+    """The history of a run of ``n_epochs`` whose validation score peaked at ``best_epoch``."""
+    scores = [0.0] * n_epochs
+    scores[best_epoch - 1] = 1.0
+    return TrainingHistory(validation_scores=scores)
 
+
+def test_only_runs_that_kept_few_epochs_are_averaged():
     assert averages_refit(kept(1, 3))
     assert averages_refit(kept(averaging.AVERAGE_MAX_EPOCHS, 9))
     assert not averages_refit(kept(averaging.AVERAGE_MAX_EPOCHS + 1, 9))
@@ -69,14 +71,10 @@ def test_a_short_refit_is_the_mean_of_the_two_networks_with_fresh_statistics(est
     monkeypatch.setattr(averaging, "AVERAGE_MAX_EPOCHS", 0)
     refit_alone = estimator(**SHORT).fit(X, y)
     assert averaged.n_iter_ == refit_alone.n_iter_ == int(np.argmax(chosen.validation_scores_)) + 1 <= 3
-    mine, theirs = dict(chosen.network_.named_parameters()), dict(refit_alone.network_.named_parameters())
-    for name, param in averaged.network_.named_parameters():
-        torch.testing.assert_close(param, (mine[name] + theirs[name]) / 2, rtol=0, atol=1e-6)
+    assert_mean_of_two(averaged, chosen, refit_alone)
     # The statistics are the averaged weights' own, over all 3,000 rows.
-    inputs = batch_norm_inputs(averaged, X)
+    assert_statistics_of_all_rows(averaged, X)
     layer = batch_norm_layers(averaged.network_)[0]
-    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=1e-4, atol=1e-8)
     assert not torch.allclose(layer.running_var, batch_norm_layers(refit_alone.network_)[0].running_var)
     # The calibration fitted on the held-out rows is kept.
     torch.testing.assert_close(averaged.network_.logit_scale, chosen.network_.logit_scale, rtol=0, atol=0)
@@ -128,22 +126,12 @@ def test_a_long_refit_ends_with_the_mean_of_its_last_half_of_epochs(monkeypatch)
     assert clf.n_iter_ == best > averaging.AVERAGE_MAX_EPOCHS
     refit_epochs = snapshots[-best:]  # the refit records each of its epochs last
     n_last = min(best // 2, averaging.TAIL_MAX_EPOCHS)
-    expected = [torch.stack(weights).mean(0) for weights in zip(*refit_epochs[-n_last:], strict=True)]
-    for param, mean in zip(clf.network_.parameters(), expected, strict=True):
-        torch.testing.assert_close(param, mean, rtol=1e-5, atol=1e-6)
+    assert_mean_of_epochs(clf, refit_epochs[-n_last:])
     assert not torch.equal(clf.network_.embedding.weight, refit_epochs[-1][1])
-    inputs = batch_norm_inputs(clf, X)
-    layer = batch_norm_layers(clf.network_)[0]
-    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=1e-4, atol=1e-8)
+    assert_statistics_of_all_rows(clf, X)
 
 
 def test_tail_epochs_are_half_of_a_long_refit():
-    def kept(best_epoch, n_epochs):
-        scores = [0.0] * n_epochs
-        scores[best_epoch - 1] = 1.0
-        return TrainingHistory(validation_scores=scores)
-
     bound = averaging.AVERAGE_MAX_EPOCHS
     assert tail_epochs(kept(bound, 9)) == 0  # averaged with the selection network instead
     assert tail_epochs(kept(bound + 1, 9)) == (bound + 1) // 2

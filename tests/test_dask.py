@@ -17,7 +17,7 @@ from skdeepfm import DeepFMClassifier, DeepFMRegressor, FieldEncoder
 from skdeepfm._batch_norm import batch_norm_layers
 from skdeepfm.datasets import make_ad_clicks
 
-from .conftest import batch_norm_inputs
+from .conftest import assert_mean_of_epochs, assert_mean_of_two, assert_statistics_of_all_rows
 
 dask = pytest.importorskip("dask", reason="the Dask estimators need the 'dask' extra")
 distributed = pytest.importorskip("distributed", reason="the Dask estimators need the 'dask' extra")
@@ -176,14 +176,10 @@ def test_a_short_refit_is_the_mean_of_the_ranks_two_networks(client):
         finally:
             _set_average_max_epochs(client, averaging.AVERAGE_MAX_EPOCHS)
     assert averaged.n_iter_ == refit_alone.n_iter_ <= 3
-    mine, theirs = dict(chosen.network_.named_parameters()), dict(refit_alone.network_.named_parameters())
-    for name, param in averaged.network_.named_parameters():
-        torch.testing.assert_close(param, (mine[name] + theirs[name]) / 2, rtol=0, atol=1e-6)
+    assert_mean_of_two(averaged, chosen, refit_alone)
     # The ranks agreed on the statistics of the averaged weights over all their rows.
-    inputs = batch_norm_inputs(averaged, X)
+    assert_statistics_of_all_rows(averaged, X, var_rtol=2e-3)
     layer = batch_norm_layers(averaged.network_)[0]
-    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=2e-3, atol=1e-8)
     assert not torch.allclose(layer.running_var, batch_norm_layers(refit_alone.network_)[0].running_var)
 
 
@@ -226,14 +222,8 @@ def test_a_long_refit_ends_with_the_mean_of_its_last_epochs_on_every_rank(client
     assert len(refits) == 2  # one per rank
     for epochs in refits:
         n_last = min(best // 2, averaging.TAIL_MAX_EPOCHS)
-        last = [epochs[e] for e in range(best - n_last + 1, best + 1)]
-        expected = [torch.stack(weights).mean(0) for weights in zip(*last, strict=True)]
-        for param, mean in zip(model.network_.parameters(), expected, strict=True):
-            torch.testing.assert_close(param, mean, rtol=1e-5, atol=1e-6)
-    inputs = batch_norm_inputs(model, X)
-    layer = batch_norm_layers(model.network_)[0]
-    torch.testing.assert_close(layer.running_mean, inputs.mean(0), rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(layer.running_var, inputs.var(0), rtol=2e-3, atol=1e-8)
+        assert_mean_of_epochs(model, [epochs[e] for e in range(best - n_last + 1, best + 1)])
+    assert_statistics_of_all_rows(model, X, var_rtol=2e-3)
 
 
 def test_pickles_without_client_and_clones(client, fitted):
